@@ -1,0 +1,1 @@
+"""app layer of aiida-mofmlp (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""calculations layer of aiida-mofmlp (see DESIGN.md)."""

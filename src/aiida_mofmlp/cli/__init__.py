@@ -1,0 +1,59 @@
+"""Command line interface: ``aiida-mofmlp setup | check | demo``."""
+
+from __future__ import annotations
+
+import click
+
+from aiida_mofmlp import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="aiida-mofmlp")
+def cli() -> None:
+    """aiida-mofmlp: active learning of MACE potentials for MOFs and their guests."""
+
+
+@cli.command()
+@click.option(
+    "--profile",
+    "profile_name",
+    default="mofmlp",
+    show_default=True,
+    help="Profile to use; created (SQLite storage) when it does not exist, used as it is otherwise.",
+)
+@click.option("--computer", default="localhost", show_default=True, help="Local computer to create or reuse.")
+@click.option(
+    "--cp2k",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CP2K executable (default: cp2k.psmp on PATH).",
+)
+@click.option(
+    "--raspa", type=click.Path(exists=True, dir_okay=False), help="RASPA `simulate` (default: from RASPA2)."
+)
+def setup(profile_name: str, computer: str, cp2k: str | None, raspa: str | None) -> None:
+    """Create (or reuse) the profile, the local computer and every code the plugin needs. Idempotent."""
+    from aiida_mofmlp.cli.setup import ensure_codes, ensure_localhost, ensure_profile
+
+    name, created = ensure_profile(profile_name)
+    click.echo(f"profile {name!r}: {'created' if created else 'exists, reused'}")
+    computer_node = ensure_localhost(computer)
+    click.echo(f"computer {computer_node.label!r}: ready (work dir {computer_node.get_workdir()})")
+    codes = ensure_codes(computer_node, {"cp2k": cp2k, "raspa": raspa})
+    missing = []
+    for kind, code in codes.items():
+        if code is None:
+            missing.append(kind)
+            click.echo(f"code for {kind}: NOT FOUND (install it, then run `aiida-mofmlp setup` again)")
+        else:
+            click.echo(f"code {code.full_label}: {code.filepath_executable}")
+    if missing:
+        raise click.ClickException(f"missing programs: {', '.join(missing)}")
+
+
+@cli.command()
+def check() -> None:
+    """Print the versions of the programs and libraries the plugin drives."""
+    from aiida_mofmlp.tools.environment import describe_environment
+
+    for name, value in describe_environment().items():
+        click.echo(f"{name:>12}: {value}")

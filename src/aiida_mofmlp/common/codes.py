@@ -1,0 +1,21 @@
+"""Labels of the codes that ``aiida-mofmlp setup`` creates, one per program the plugin drives."""
+
+#: computer label used by ``aiida-mofmlp setup`` (created when missing, reused when it is a local one)
+COMPUTER_LABEL = "localhost"
+
+#: kind -> (code label, executable name looked up on PATH / in the virtual environment, default plugin)
+CODES = {
+    "cp2k": ("mofmlp-cp2k", "cp2k.psmp", "cp2k"),
+    "raspa": ("mofmlp-raspa", "simulate", "raspa"),
+    "train": ("mofmlp-train", "mofmlp-train", "mofmlp.mace_train"),
+    "deviation": ("mofmlp-deviation", "mofmlp-deviation", "mofmlp.deviation"),
+    "md": ("mofmlp-md", "mofmlp-md", "mofmlp.lammps_md"),
+    "select": ("mofmlp-select", "mofmlp-select", "mofmlp.select"),
+}
+
+
+def code_label(kind: str) -> str:
+    """Full ``label@computer`` of the code of ``kind`` as created by ``aiida-mofmlp setup``."""
+    if kind not in CODES:
+        raise ValueError(f"unknown code kind {kind!r}; valid kinds: {', '.join(CODES)}")
+    return f"{CODES[kind][0]}@{COMPUTER_LABEL}"

@@ -1,0 +1,1 @@
+"""engines layer of aiida-mofmlp (see DESIGN.md)."""

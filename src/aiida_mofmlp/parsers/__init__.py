@@ -1,0 +1,1 @@
+"""parsers layer of aiida-mofmlp (see DESIGN.md)."""

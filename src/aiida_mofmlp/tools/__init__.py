@@ -1,0 +1,1 @@
+"""tools layer of aiida-mofmlp (see DESIGN.md)."""
