@@ -1,0 +1,156 @@
+"""LammpsMdBaseWorkChain: LammpsMdCalculation with restarts at a smaller time step after a blow-up."""
+
+from __future__ import annotations
+
+import copy
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import BaseRestartWorkChain, ExitCode, ProcessHandlerReport, process_handler, while_
+
+from aiida_mofmlp.calculations.lammps_md import UNSTABLE_EXIT_CODES, LammpsMdCalculation
+from aiida_mofmlp.common.protocols import load_protocol
+from aiida_mofmlp.engines.lammps_md import DEFAULTS, load_settings
+
+
+def get_protocol(protocol: str | None = None, overrides: dict | None = None) -> dict:
+    """The protocol ``protocol`` (default: the file's default) with ``overrides`` deep-merged in."""
+    return load_protocol("md.yaml", protocol, overrides)
+
+
+def scale_timestep(parameters: dict, factor: float) -> dict:
+    """Parameters with the time step times ``factor`` and every step count divided by it (same physical time).
+
+    The GCMC attempt interval stays in MD steps (the recipe is one attempt every N MD steps).
+    """
+    new = copy.deepcopy(parameters)
+    stretch = 1.0 / factor
+
+    def steps(value):
+        return max(1, round(int(value) * stretch))
+
+    new["timestep_fs"] = float(parameters.get("timestep_fs", DEFAULTS["timestep_fs"])) * factor
+    for key in ("steps", "dump_interval", "thermo_interval"):
+        new[key] = steps(parameters.get(key, DEFAULTS[key]))
+    if new.get("segments"):
+        new["segments"] = [{**segment, "steps": steps(segment["steps"])} for segment in new["segments"]]
+    safety = dict(new.get("safety") or {})
+    safety["check_interval"] = steps(safety.get("check_interval", 10))
+    new["safety"] = safety
+    if new.get("uncertainty"):
+        new["uncertainty"] = {**new["uncertainty"], "interval": steps(new["uncertainty"].get("interval", 50))}
+    if new.get("gcmc"):
+        gcmc = dict(new["gcmc"])
+        for key in ("equilibration_steps", "production_steps"):
+            if key in gcmc:
+                gcmc[key] = steps(gcmc[key])
+        new["gcmc"] = gcmc
+    return new
+
+
+class LammpsMdBaseWorkChain(BaseRestartWorkChain):
+    """Run a LammpsMdCalculation; after a blow-up rerun from the start with a smaller time step."""
+
+    _process_class = LammpsMdCalculation
+
+    defaults = AttributeDict({"timestep_factor": 0.5, "min_timestep_fs": 0.1})
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(LammpsMdCalculation, namespace="md")
+        spec.input(
+            "timestep_factor",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.5),
+            help="Factor applied to the time step after a blow-up (0 < factor < 1).",
+        )
+        spec.input(
+            "min_timestep_fs",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.1),
+            help="No restart below this time step (fs).",
+        )
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
+            cls.results,
+        )
+        spec.expose_outputs(LammpsMdCalculation)
+        spec.exit_code(
+            450, "ERROR_MD_UNSTABLE", message="The MD kept blowing up down to the minimum time step: {detail}"
+        )
+
+    def setup(self):
+        super().setup()
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(LammpsMdCalculation, "md"))
+        self.ctx.parameters = self.ctx.inputs.parameters.get_dict() if "parameters" in self.ctx.inputs else {}
+
+    @process_handler(priority=500)
+    def handle_unstable(self, node):
+        """NaN, atoms too close, temperature runaway or lost atoms: halve the time step and start again."""
+        if node.exit_status not in UNSTABLE_EXIT_CODES:
+            return None
+        factor = float(self.inputs.timestep_factor.value)
+        current = float(self.ctx.parameters.get("timestep_fs", DEFAULTS["timestep_fs"]))
+        new_timestep = current * factor
+        if not 0 < factor < 1 or new_timestep < float(self.inputs.min_timestep_fs.value):
+            self.report(
+                f"{node.process_label}<{node.pk}> blew up at {current} fs; not going below the minimum"
+            )
+            return ProcessHandlerReport(
+                True,
+                self.exit_codes.ERROR_MD_UNSTABLE.format(detail=node.exit_message or str(node.exit_status)),
+            )
+        self.ctx.parameters = scale_timestep(self.ctx.parameters, factor)
+        load_settings(self.ctx.parameters)  # fail here, loudly, rather than in the next job
+        self.ctx.inputs.parameters = orm.Dict(self.ctx.parameters)
+        self.report(
+            f"{node.process_label}<{node.pk}> blew up ({node.exit_message}); restarting at {new_timestep} fs"
+        )
+        return ProcessHandlerReport(False)
+
+    @process_handler(priority=400, exit_codes=[LammpsMdCalculation.exit_codes.ERROR_MD_UNCERTAIN])
+    def handle_uncertain(self, node):
+        """An uncertainty stop is a result for active learning: finish with the frames so far."""
+        self.report(f"{node.process_label}<{node.pk}> stopped on sigma_max; keeping its frames")
+        self.ctx.is_finished = True
+        self.results()
+        return ProcessHandlerReport(True, ExitCode(0))
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        structure: orm.Data,
+        model: orm.SinglefileData,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        options: dict | None = None,
+        guest: orm.Data | None = None,
+    ):
+        """A builder for MD of ``structure`` with ``model``, protocol ``protocol`` (fast/balanced/stringent).
+
+        ``overrides`` is deep-merged into the protocol's engine parameters (e.g. ``{"temperature":
+        500, "ensemble": "npt"}`` or a ``gcmc`` block, which needs ``guest``); ``options`` into the options.
+        """
+        settings = get_protocol(protocol, {"parameters": overrides or {}, "options": options or {}})
+        parameters = settings["parameters"]
+        if parameters.get("gcmc") is not None:
+            parameters.pop("steps", None)
+        check = dict(parameters)
+        if check.get("gcmc") is not None:
+            check["gcmc"] = {**check["gcmc"], "guest": "guest.json"}
+        load_settings(check)
+        builder = cls.get_builder()
+        builder.md.code = code
+        builder.md.structure = structure
+        builder.md.model = model
+        builder.md.parameters = orm.Dict(parameters)
+        builder.md.metadata.options = settings["options"]
+        if guest is not None:
+            builder.md.guest = guest
+        restart = settings.get("restart", {})
+        builder.timestep_factor = orm.Float(restart.get("timestep_factor", 0.5))
+        builder.min_timestep_fs = orm.Float(restart.get("min_timestep_fs", 0.1))
+        return builder
