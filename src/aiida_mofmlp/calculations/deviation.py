@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
+from aiida_mofmlp.calculations.base import EngineCalculation
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.deviation import DEVIATION_DEFAULTS
@@ -35,8 +32,11 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     return None
 
 
-class DeviationCalculation(CalcJob):
+class DeviationCalculation(EngineCalculation):
     """Evaluate N MACE models on frames: sigma_max (all, framework, guests), energy spread, mean forces."""
+
+    PARSER_NAME = "mofmlp.deviation"
+    INPUT_FILENAME = "input.json"
 
     @classmethod
     def define(cls, spec):
@@ -50,12 +50,6 @@ class DeviationCalculation(CalcJob):
             help="batch_size, dtype (float64/float32), device, head (engines.deviation.DEVIATION_DEFAULTS).",
         )
         spec.inputs.validator = validate_inputs
-        options = spec.inputs["metadata"]["options"]
-        options["parser_name"].default = "mofmlp.deviation"
-        options["input_filename"].default = "input.json"
-        options["output_filename"].default = "stdout.txt"
-        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        options["withmpi"].default = False
 
         spec.output(
             "deviation",
@@ -67,9 +61,6 @@ class DeviationCalculation(CalcJob):
         spec.output("summary", valid_type=orm.Dict, help="Counts and sigma_max statistics.")
         spec.default_output_node = "summary"
 
-        spec.exit_code(300, "ERROR_MISSING_OUTPUT", message="The engine wrote no deviation output: {detail}")
-        spec.exit_code(301, "ERROR_UNREADABLE_OUTPUT", message="An output file could not be read: {detail}")
-        spec.exit_code(302, "ERROR_INVALID_INPUT", message="The engine rejected its input: {detail}")
         spec.exit_code(410, "ERROR_NONFINITE_DEVIATION", message="Some frames gave NaN/inf forces: {detail}")
 
     def prepare_for_submission(self, folder):
@@ -83,22 +74,12 @@ class DeviationCalculation(CalcJob):
             local_copy_list.append((node.uuid, node.filename, filename))
             model_files.append(filename)
         config = {"write_extxyz": False, **params, "models": model_files, "frames": FRAMES_FILE}
-        with folder.open(self.options.input_filename, "w", encoding="utf8") as handle:
-            json.dump(config, handle, indent=1)
+        self.write_input_file(folder, config)
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self.options.input_filename]
-        codeinfo.stdout_name = self.options.output_filename
-        codeinfo.stderr_name = "stderr.txt"
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [
-            self.options.output_filename,
-            "stderr.txt",
-            "deviation.npz",
-            "deviation.json",
-        ]
-        return calcinfo
+        return self.engine_calcinfo(
+            local_copy_list,
+            [
+                "deviation.npz",
+                "deviation.json",
+            ],
+        )

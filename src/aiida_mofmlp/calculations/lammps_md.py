@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-import yaml
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
+from aiida_mofmlp.calculations.base import EngineCalculation
 from aiida_mofmlp.common.frames import write_frames
 from aiida_mofmlp.data.guest import GuestMoleculeData
 from aiida_mofmlp.data.mace_model import MaceModelData
@@ -83,8 +81,11 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     return None
 
 
-class LammpsMdCalculation(CalcJob):
+class LammpsMdCalculation(EngineCalculation):
     """Molecular dynamics (NVT/NPT/NVE, temperature programs) or MD-GCMC with LAMMPS + MACE."""
+
+    PARSER_NAME = "mofmlp.lammps_md"
+    INPUT_FILENAME = "input.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -118,12 +119,6 @@ class LammpsMdCalculation(CalcJob):
             help="LAMMPS-converted model for coupling 'mliap' or 'mace' (a LAMMPS built with those styles).",
         )
         spec.inputs.validator = validate_inputs
-        options = spec.inputs["metadata"]["options"]
-        options["parser_name"].default = "mofmlp.lammps_md"
-        options["input_filename"].default = "input.yaml"
-        options["output_filename"].default = "stdout.txt"
-        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        options["withmpi"].default = False
 
         spec.output(
             "trajectory",
@@ -140,9 +135,6 @@ class LammpsMdCalculation(CalcJob):
         spec.output("results", valid_type=orm.Dict, help="Status, step counts, timings and GCMC loadings.")
         spec.default_output_node = "results"
 
-        spec.exit_code(300, "ERROR_MISSING_OUTPUT", message="An output file is missing: {detail}")
-        spec.exit_code(301, "ERROR_UNREADABLE_OUTPUT", message="An output file could not be read: {detail}")
-        spec.exit_code(302, "ERROR_INVALID_INPUT", message="The engine rejected its input: {detail}")
         spec.exit_code(401, "ERROR_MD_NAN", message="MD blew up: non-finite energy/forces: {detail}")
         spec.exit_code(402, "ERROR_MD_ATOMS_TOO_CLOSE", message="MD blew up: atoms too close: {detail}")
         spec.exit_code(
@@ -197,24 +189,14 @@ class LammpsMdCalculation(CalcJob):
             head = self.inputs.model.base.attributes.get("head", None)
             if head and len(self.inputs.model.base.attributes.get("heads", []) or []) > 1:
                 config["head"] = head
-        with folder.open(self.options.input_filename, "w", encoding="utf8") as handle:
-            yaml.safe_dump(config, handle, sort_keys=False)
+        self.write_input_file(folder, config)
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self.options.input_filename]
-        codeinfo.stdout_name = self.options.output_filename
-        codeinfo.stderr_name = "stderr.txt"
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [
-            RESULTS_FILE,
-            TRAJECTORY_FILE,
-            THERMO_FILE,
-            "log.lammps",
-            self.options.output_filename,
-            "stderr.txt",
-        ]
-        return calcinfo
+        return self.engine_calcinfo(
+            local_copy_list,
+            [
+                RESULTS_FILE,
+                TRAJECTORY_FILE,
+                THERMO_FILE,
+                "log.lammps",
+            ],
+        )

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
+from aiida_mofmlp.calculations.base import EngineCalculation
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.mace_train import MODES, TRAIN_DEFAULTS
@@ -62,8 +59,11 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     return None
 
 
-class MaceTrainCalculation(CalcJob):
+class MaceTrainCalculation(EngineCalculation):
     """Fine-tune a MACE model (naive or multihead replay) with ``mofmlp-train``; all files from nodes."""
+
+    PARSER_NAME = "mofmlp.mace_train"
+    INPUT_FILENAME = "input.json"
 
     @classmethod
     def define(cls, spec):
@@ -90,12 +90,6 @@ class MaceTrainCalculation(CalcJob):
         )
         spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(0), help="Random seed of mace.")
         spec.inputs.validator = validate_inputs
-        options = spec.inputs["metadata"]["options"]
-        options["parser_name"].default = "mofmlp.mace_train"
-        options["input_filename"].default = "input.json"
-        options["output_filename"].default = "stdout.txt"
-        options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        options["withmpi"].default = False
 
         spec.output(
             "model", valid_type=MaceModelData, help="The fine-tuned model (head to use in attributes)."
@@ -111,9 +105,6 @@ class MaceTrainCalculation(CalcJob):
         spec.output("log", valid_type=orm.SinglefileData, required=False, help="mace_run_train's log.")
         spec.default_output_node = "metrics"
 
-        spec.exit_code(300, "ERROR_MISSING_OUTPUT", message="The engine wrote no results: {detail}")
-        spec.exit_code(301, "ERROR_UNREADABLE_OUTPUT", message="An output file could not be read: {detail}")
-        spec.exit_code(302, "ERROR_INVALID_INPUT", message="The engine rejected its input: {detail}")
         spec.exit_code(310, "ERROR_MISSING_MODEL", message="Training finished but no model file came back.")
         spec.exit_code(410, "ERROR_TRAINING_DIVERGED", message="Training diverged (NaN/inf loss): {detail}")
         spec.exit_code(420, "ERROR_TRAINING_FAILED", message="mace_run_train failed: {detail}")
@@ -139,24 +130,14 @@ class MaceTrainCalculation(CalcJob):
             config["replay_file"] = REPLAY_FILE
             node = self.inputs.replay_set
             local_copy_list.append((node.uuid, node.filename, REPLAY_FILE))
-        with folder.open(self.options.input_filename, "w", encoding="utf8") as handle:
-            json.dump(config, handle, indent=1)
+        self.write_input_file(folder, config)
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self.options.input_filename]
-        codeinfo.stdout_name = self.options.output_filename
-        codeinfo.stderr_name = "stderr.txt"
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [
-            self.options.output_filename,
-            "stderr.txt",
-            "results.json",
-            "curves.npz",
-            "mace_train.log",
-            f"{MODEL_NAME}.model",
-        ]
-        return calcinfo
+        return self.engine_calcinfo(
+            local_copy_list,
+            [
+                "results.json",
+                "curves.npz",
+                "mace_train.log",
+                f"{MODEL_NAME}.model",
+            ],
+        )

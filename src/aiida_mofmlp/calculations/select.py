@@ -5,11 +5,9 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import yaml
 from aiida import orm
-from aiida.common import datastructures
-from aiida.engine import CalcJob
 
+from aiida_mofmlp.calculations.base import EngineCalculation
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.selection import OUTPUT_FILES, validate_parameters
 
@@ -58,8 +56,11 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     return None
 
 
-class SelectCalculation(CalcJob):
+class SelectCalculation(EngineCalculation):
     """Choose frames of a pool to label (SOAP k-means/FPS, CBAD, flat histogram) with ``mofmlp-select``."""
+
+    PARSER_NAME = "mofmlp.select"
+    INPUT_FILENAME = "input.yaml"
 
     @classmethod
     def define(cls, spec):
@@ -90,14 +91,6 @@ class SelectCalculation(CalcJob):
             help="Per-frame total energy in eV (array 'energies' or the only array) for flat_histogram.",
         )
         spec.inputs.validator = validate_inputs
-        spec.inputs["metadata"]["options"]["parser_name"].default = "mofmlp.select"
-        spec.inputs["metadata"]["options"]["input_filename"].default = "input.yaml"
-        spec.inputs["metadata"]["options"]["output_filename"].default = "stdout.txt"
-        spec.inputs["metadata"]["options"]["resources"].default = {
-            "num_machines": 1,
-            "num_mpiprocs_per_machine": 1,
-        }
-        spec.inputs["metadata"]["options"]["withmpi"].default = False
 
         spec.output("selected", valid_type=StructureSetData, required=False, help="The selected frames.")
         spec.output("report", valid_type=orm.Dict, help="Selected pool indices, counts per group, metrics.")
@@ -107,9 +100,6 @@ class SelectCalculation(CalcJob):
         spec.output("map_figure", valid_type=orm.SinglefileData, required=False, help="The map as PNG.")
         spec.default_output_node = "report"
 
-        spec.exit_code(300, "ERROR_MISSING_OUTPUT", message="The engine wrote no selection report: {detail}")
-        spec.exit_code(301, "ERROR_UNREADABLE_OUTPUT", message="An output file could not be read: {detail}")
-        spec.exit_code(302, "ERROR_INVALID_INPUT", message="The engine rejected its input: {detail}")
         spec.exit_code(410, "ERROR_NO_FRAME_SELECTED", message="No frame was selected: {detail}")
 
     def prepare_for_submission(self, folder):
@@ -136,24 +126,14 @@ class SelectCalculation(CalcJob):
                 with folder.open(filename, "wb") as handle:
                     handle.write(buffer.getvalue())
                 config[port] = filename
-        with folder.open(self.options.input_filename, "w", encoding="utf8") as handle:
-            yaml.safe_dump(config, handle, sort_keys=False)
+        self.write_input_file(folder, config)
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self.options.input_filename]
-        codeinfo.stdout_name = self.options.output_filename
-        codeinfo.stderr_name = "stderr.txt"
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [
-            self.options.output_filename,
-            "stderr.txt",
-            OUTPUT_FILES["report"],
-            OUTPUT_FILES["frames"],
-            OUTPUT_FILES["map_data"],
-            OUTPUT_FILES["map_figure"],
-        ]
-        return calcinfo
+        return self.engine_calcinfo(
+            local_copy_list,
+            [
+                OUTPUT_FILES["report"],
+                OUTPUT_FILES["frames"],
+                OUTPUT_FILES["map_data"],
+                OUTPUT_FILES["map_figure"],
+            ],
+        )

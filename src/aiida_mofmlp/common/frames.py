@@ -9,6 +9,8 @@ and ``mace_run_train`` itself (``--energy_key REF_energy --forces_key REF_forces
 * ``atoms.info["REF_stress"]``  stress, eV/Angstrom^3, Voigt order xx yy zz yz xz xy
 * ``atoms.arrays["guest_id"]``   0 for framework atoms, k >= 1 for atoms of the k-th guest molecule
 * ``atoms.info[key]`` for key in :data:`METADATA_KEYS` (source, temperature, loading, iteration, ...)
+
+Model predictions (MD trajectories) use ``MACE_energy``, ``MACE_forces``, ``MACE_stress`` instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ FORCES_KEY = "REF_forces"
 STRESS_KEY = "REF_stress"
 GUEST_ID_KEY = "guest_id"
 LABEL_KEYS = (ENERGY_KEY, FORCES_KEY, STRESS_KEY)
+
+#: Keys of model predictions (e.g. MD trajectories); never mixed with the reference labels above.
+PREDICTED_ENERGY_KEY = "MACE_energy"
+PREDICTED_FORCES_KEY = "MACE_forces"
+PREDICTED_STRESS_KEY = "MACE_stress"
 
 #: Per-frame metadata understood by the plugin (all optional).
 METADATA_KEYS = (

@@ -51,7 +51,15 @@ import yaml
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 
-from aiida_mofmlp.common.frames import GUEST_ID_KEY, guest_ids, read_frames, write_frames
+from aiida_mofmlp.common.frames import (
+    GUEST_ID_KEY,
+    PREDICTED_ENERGY_KEY,
+    PREDICTED_FORCES_KEY,
+    PREDICTED_STRESS_KEY,
+    guest_ids,
+    read_frames,
+    write_frames,
+)
 
 STATUSES = {
     "completed": "the run finished all requested steps",
@@ -63,9 +71,9 @@ STATUSES = {
     "lammps_error": "LAMMPS stopped with an error",
 }
 
-ENERGY_KEY = "MACE_energy"
-FORCES_KEY = "MACE_forces"
-STRESS_KEY = "MACE_stress"
+ENERGY_KEY = PREDICTED_ENERGY_KEY
+FORCES_KEY = PREDICTED_FORCES_KEY
+STRESS_KEY = PREDICTED_STRESS_KEY
 
 DEFAULTS: dict[str, Any] = {
     "structure": "structure.extxyz",
