@@ -61,9 +61,7 @@ def test_aimd_trajectory_is_labelled_in_ev_and_matches_a_single_point(require_co
     assert all(atoms.info["source"] == "aimd" and atoms.info["temperature"] == 300.0 for atoms in frames)
     assert not np.allclose(frames[0].positions, frames[-1].positions)
 
-    _, sp_node = run_get_node(
-        Cp2kSinglePointWorkChain.get_builder_from_protocol(code, structure, "fast")
-    )
+    _, sp_node = run_get_node(Cp2kSinglePointWorkChain.get_builder_from_protocol(code, structure, "fast"))
     assert sp_node.is_finished_ok
     from aiida_mofmlp.workflows._cp2k_labels import read_labels
 
