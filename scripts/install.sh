@@ -39,7 +39,7 @@ if "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.star
   echo "torch $TORCH_VERSION is installed"
 else
   "${PIP[@]}" install -q "torch==$TORCH_VERSION"
-  echo "installed torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
+  echo "installed torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
 fi
 
 step "RASPA2 (GCMC; compiled once, the wheel cached in $WHEELS)"

@@ -57,3 +57,36 @@ def check() -> None:
 
     for name, value in describe_environment().items():
         click.echo(f"{name:>12}: {value}")
+
+
+@cli.command()
+@click.option(
+    "--profile",
+    "profile_name",
+    default="mofmlp",
+    show_default=True,
+    help="Profile to run in; created (SQLite storage) when it does not exist.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default="./mofmlp-demo-output",
+    show_default=True,
+    help="Folder for the selection map PNG and the extxyz files of the demo.",
+)
+def demo(profile_name: str, output_dir: str) -> None:
+    """One active-learning iteration on MIL-47 + CO2 with fast protocols (about 10 minutes on 2 cores).
+
+    Needs `aiida-mofmlp setup` first (codes). Steps: CIF intake, RASPA snapshots, CP2K GFN1-xTB labels,
+    a 2-model MACE ensemble, LAMMPS MD, ensemble deviation and frame selection.
+    """
+    from pathlib import Path
+
+    from aiida_mofmlp.cli.demo import DemoError, run_demo
+    from aiida_mofmlp.cli.setup import ensure_profile
+
+    name, _ = ensure_profile(profile_name)
+    try:
+        run_demo(name, Path(output_dir), echo=click.echo)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc

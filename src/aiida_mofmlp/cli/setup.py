@@ -27,7 +27,7 @@ def ensure_profile(name: str = DEFAULT_PROFILE) -> tuple[str, bool]:
     the default when one was set before. Returns the profile name and whether it was created.
     """
     from aiida import load_profile
-    from aiida.manage.configuration import get_config
+    from aiida.manage.configuration import get_config, reset_config
 
     config = get_config(create=True)
     existing = {profile.name for profile in config.profiles}
@@ -43,9 +43,9 @@ def ensure_profile(name: str = DEFAULT_PROFILE) -> tuple[str, bool]:
                 f"`verdi presto --profile-name {name}` failed:\n{result.stdout}\n{result.stderr}"
             )
         created = True
+        reset_config()  # the profile was written by another process: read the file again
         if previous_default:
-            config = get_config()
-            config.set_default_profile(previous_default, overwrite=True).store()
+            get_config().set_default_profile(previous_default, overwrite=True).store()
     load_profile(name, allow_switch=True)
     return name, created
 
