@@ -16,33 +16,14 @@ from typing import Any
 
 from ase.data import atomic_numbers, chemical_symbols
 
+from aiida_mofmlp.engines._io import InputError
+
 #: exit status of the training engines when the loss became NaN/inf (training diverged)
 EXIT_DIVERGED = 3
 #: exit status when the inputs are invalid (before anything runs)
 EXIT_BAD_INPUT = 2
 #: exit status when mace_run_train failed for another reason
 EXIT_MACE_FAILED = 4
-
-
-class InputError(ValueError):
-    """An engine input is invalid; the message names the input, the value and what is valid."""
-
-
-def read_input(path: str | Path) -> dict[str, Any]:
-    """Read an engine input file (JSON, or YAML when the suffix is .yaml/.yml)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"input file {path} does not exist")
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise InputError(f"input file {path} must hold a mapping, got {type(data).__name__}")
-    return data
 
 
 def to_numbers(species: Iterable[str | int]) -> list[int]:

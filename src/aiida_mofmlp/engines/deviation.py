@@ -43,11 +43,11 @@ import numpy as np
 from ase import Atoms
 
 from aiida_mofmlp.common.frames import guest_ids, iter_frames, write_frames
+from aiida_mofmlp.engines._io import read_input
 from aiida_mofmlp.engines._mace_common import (
     EXIT_BAD_INPUT,
     InputError,
     load_model,
-    read_input,
     resolve_device,
 )
 

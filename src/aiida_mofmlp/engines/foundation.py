@@ -37,13 +37,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aiida_mofmlp.engines._io import read_input
 from aiida_mofmlp.engines._mace_common import (
     EXIT_BAD_INPUT,
     EXIT_DIVERGED,
     EXIT_MACE_FAILED,
     InputError,
     has_nonfinite_loss,
-    read_input,
     read_results_lines,
     resolve_device,
     run_mace_train,

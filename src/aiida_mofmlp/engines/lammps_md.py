@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 
@@ -60,6 +59,7 @@ from aiida_mofmlp.common.frames import (
     read_frames,
     write_frames,
 )
+from aiida_mofmlp.engines._io import InputError, read_input
 
 STATUSES = {
     "completed": "the run finished all requested steps",
@@ -134,10 +134,6 @@ COUPLINGS = ("callback", "mliap", "mace")
 BAROSTATS = ("tri", "aniso", "iso")
 
 
-class InputError(ValueError):
-    """Invalid ``mofmlp-md`` input."""
-
-
 class SafetyStop(Exception):
     """Raised inside the run loop to stop early with a status."""
 
@@ -157,13 +153,7 @@ def _merge(defaults: dict, given: dict | None, name: str) -> dict:
 
 def load_settings(source: str | Path | dict) -> dict:
     """Read and validate the input; return settings with defaults filled in and segments normalised."""
-    if isinstance(source, dict):
-        given = dict(source)
-    else:
-        text = Path(source).read_text()
-        given = json.loads(text) if str(source).endswith(".json") else yaml.safe_load(text)
-    if not isinstance(given, dict):
-        raise InputError(f"the input {source!r} must be a mapping of settings")
+    given = dict(source) if isinstance(source, dict) else read_input(source)
     settings = _merge(DEFAULTS, given, "input")
     settings["safety"] = _merge(SAFETY_DEFAULTS, settings["safety"], "safety")
     if settings["uncertainty"] is not None:

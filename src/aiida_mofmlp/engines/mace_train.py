@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from aiida_mofmlp.common.frames import read_frames, write_frames
+from aiida_mofmlp.engines._io import read_input
 from aiida_mofmlp.engines._mace_common import (
     EXIT_BAD_INPUT,
     EXIT_DIVERGED,
@@ -51,7 +52,6 @@ from aiida_mofmlp.engines._mace_common import (
     InputError,
     has_nonfinite_loss,
     model_species,
-    read_input,
     read_results_lines,
     resolve_device,
     run_mace_train,

@@ -44,6 +44,7 @@ import numpy as np
 from ase import Atoms
 
 from aiida_mofmlp.common import frames as fr
+from aiida_mofmlp.engines._io import read_input
 from aiida_mofmlp.engines._select_cbad import BinRegistry, CbadSettings, cbad_accept, cbad_bins
 from aiida_mofmlp.engines._select_histogram import flat_histogram
 from aiida_mofmlp.engines._select_map import MAP_METHODS, embed_2d, save_map
@@ -522,23 +523,6 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def load_input(path: str | Path) -> dict:
-    """Read a YAML or JSON input file into a dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"input file {path} does not exist")
-    text = path.read_text()
-    if path.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
-
-        data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"input file {path} must hold a mapping of keys, got {type(data).__name__}")
-    return data
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: ``mofmlp-select input.yaml``; outputs go to the working directory."""
     parser = argparse.ArgumentParser(prog="mofmlp-select", description=__doc__.split("\n")[0])
@@ -548,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        config = load_input(args.input)
+        config = read_input(args.input)
         config.setdefault("_base_dir", str(Path(args.input).resolve().parent))
         result = run_selection(config, args.workdir)
     except (ValueError, FileNotFoundError, KeyError) as error:
