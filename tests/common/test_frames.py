@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import molecule
 
 from aiida_mofmlp.common import frames as fr
@@ -32,3 +33,14 @@ def test_text_roundtrip_and_guest_count(tmp_path):
     assert fr.n_guests(frames[0]) == 1
     assert fr.get_energy(frames[1]) == -10.0
     assert frames[0].calc is None
+
+
+def test_composition_e0s_recovers_per_element_energies():
+    frames = []
+    for symbols in ("H2", "CO2", "H2CO", "CH4"):
+        atoms = Atoms(symbols)
+        energy = {"H": -13.6, "C": -1030.0, "O": -2040.0}
+        atoms.info["REF_energy"] = sum(energy[s] for s in atoms.get_chemical_symbols())
+        frames.append(atoms)
+    e0s = fr.composition_e0s(frames)
+    assert e0s == pytest.approx({"C": -1030.0, "H": -13.6, "O": -2040.0})

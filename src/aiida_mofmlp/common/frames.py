@@ -140,3 +140,17 @@ def sha256_of_file(path: str | Path | IO[bytes], chunk: int = 1 << 20) -> str:
         for block in iter(lambda: path.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def composition_e0s(frames: Iterable[Atoms]) -> dict[str, float]:
+    """Least-squares isolated-atom energies (eV) from labelled frames: energy ~ sum_i count_i * e0_i.
+
+    With few distinct compositions the system is underdetermined and the minimum-norm solution is returned;
+    it reproduces the energies of those compositions, which is what a model's E0s need for them.
+    """
+    frames = list(frames)
+    species = sorted({symbol for atoms in frames for symbol in atoms.get_chemical_symbols()})
+    counts = np.array([[atoms.get_chemical_symbols().count(s) for s in species] for atoms in frames], float)
+    energies = np.array([get_energy(atoms) for atoms in frames], float)
+    e0, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    return {symbol: float(value) for symbol, value in zip(species, e0, strict=True)}

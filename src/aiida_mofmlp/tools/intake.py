@@ -676,4 +676,5 @@ def load_cif(
     report.warnings[:0] = issues
     report.emit_warnings(name)
     structure = StructureData(ase=atoms)
+    structure.label = Path(str(name)).stem  # the framework's name, for queries (e.g. "MIL-47")
     return structure, report.warnings

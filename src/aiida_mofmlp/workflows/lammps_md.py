@@ -71,6 +71,14 @@ class LammpsMdBaseWorkChain(BaseRestartWorkChain):
             default=lambda: orm.Float(0.1),
             help="No restart below this time step (fs).",
         )
+        spec.input(
+            "keep_frames_on_blowup",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help="After a blow-up, finish with the frames written so far instead of restarting at a smaller "
+            "time step. For active learning: a young model, not the integrator, is usually at fault, and the "
+            "frames before the blow-up are the ones worth labelling. `results.status` names the stop.",
+        )
         spec.outline(
             cls.setup,
             while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
@@ -91,6 +99,16 @@ class LammpsMdBaseWorkChain(BaseRestartWorkChain):
         """NaN, atoms too close, temperature runaway or lost atoms: halve the time step and start again."""
         if node.exit_status not in UNSTABLE_EXIT_CODES:
             return None
+        if self.inputs.keep_frames_on_blowup.value:
+            if "trajectory" not in node.outputs:
+                self.report(f"{node.process_label}<{node.pk}> blew up before writing any frame")
+                return ProcessHandlerReport(
+                    True, self.exit_codes.ERROR_MD_UNSTABLE.format(detail=node.exit_message or "no frames")
+                )
+            self.report(f"{node.process_label}<{node.pk}> blew up ({node.exit_message}); keeping its frames")
+            self.ctx.is_finished = True
+            self.results()
+            return ProcessHandlerReport(True, ExitCode(0))
         factor = float(self.inputs.timestep_factor.value)
         current = float(self.ctx.parameters.get("timestep_fs", DEFAULTS["timestep_fs"]))
         new_timestep = current * factor

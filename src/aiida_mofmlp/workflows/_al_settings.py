@@ -1,0 +1,149 @@
+"""Settings of the active-learning loop: defaults, protocol loading and input validation."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+from aiida_mofmlp.common.protocols import deep_merge, load_protocol
+from aiida_mofmlp.workflows.labelling import validate_inputs as validate_labelling_inputs
+
+#: loop parameters and their defaults (the ``balanced`` protocol; see protocols/active_learning.yaml)
+DEFAULTS: dict = {
+    "loadings": [],
+    "temperatures": [100.0, 300.0, 500.0],
+    "trust": {"lo": 0.06, "hi": 0.24},
+    "converged_fraction": 0.95,
+    "max_iterations": 5,
+    "first_iteration": 1,
+    "initial_selection": {"framework": 800, "per_loading": 200},
+    "selection_per_loading": 200,
+    "selection": {},
+    "raspa_temperature": 298.0,
+    "initial_sampling": {"enabled": True, "aimd_steps": 0},
+    "validation": {
+        "enabled": True,
+        "md_steps": 200000,
+        "n_per_loading": 200,
+        "temperature": 300.0,
+        "skip": 0,
+    },
+    "labelling": {"max_concurrent": 8, "max_failed_fraction": 0.1},
+    "seed": 0,
+    "protocol": None,
+    "stages": {},
+}
+#: the keys of get_builder_from_protocol's ``overrides``
+OVERRIDE_KEYS = ("parameters", "cp2k", "mace", "md", "deviation", "raspa", "selection")
+
+
+def get_protocol(protocol: str | None = None, overrides: dict | None = None) -> dict:
+    """The protocol ``protocol`` of active_learning.yaml with ``overrides`` deep-merged in."""
+    return load_protocol("active_learning.yaml", protocol, overrides)
+
+
+def resolve_parameters(parameters: dict) -> dict:
+    """``parameters`` deep-merged over :data:`DEFAULTS`."""
+    return deep_merge(copy.deepcopy(DEFAULTS), parameters)
+
+
+def _positive_int(params: dict, path: str) -> str | None:
+    value = params
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return f"parameters.{path} must be a non-negative integer, got {value!r}"
+    return None
+
+
+def validate_parameters(node, _ctx=None) -> str | None:
+    """Loop parameters: known keys, loadings, temperatures, trust levels, sizes."""
+    if node is None:
+        return None
+    raw = node.get_dict()
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        return f"parameters: unknown keys {unknown}; valid: {sorted(DEFAULTS)}"
+    params = resolve_parameters(raw)
+    loadings = params["loadings"]
+    if not isinstance(loadings, list) or any(not isinstance(n, int) or n < 1 for n in loadings):
+        return f"parameters.loadings={loadings!r} must be a list of positive integers (guests per cell)"
+    if len(set(loadings)) != len(loadings):
+        return f"parameters.loadings={loadings!r} has duplicates"
+    temperatures = params["temperatures"]
+    if not temperatures or any(not isinstance(t, int | float) or t <= 0 for t in temperatures):
+        return f"parameters.temperatures={temperatures!r} must be a non-empty list of positive numbers (K)"
+    trust = params["trust"]
+    try:
+        lo, hi = float(trust["lo"]), float(trust["hi"])
+    except (KeyError, TypeError, ValueError):
+        return f"parameters.trust={trust!r} needs numbers lo and hi (eV/Angstrom)"
+    if not 0 < lo < hi:
+        return f"parameters.trust: need 0 < lo < hi, got lo={lo}, hi={hi}"
+    for group in ("framework", "guest"):
+        levels = trust.get(group)
+        if levels is not None and (len(levels) != 2 or not 0 < float(levels[0]) < float(levels[1])):
+            return f"parameters.trust.{group}={levels!r} must be [lo, hi] with 0 < lo < hi"
+    if not 0 < float(params["converged_fraction"]) <= 1:
+        return f"parameters.converged_fraction={params['converged_fraction']!r} must be in (0, 1]"
+    for path in (
+        "max_iterations",
+        "first_iteration",
+        "selection_per_loading",
+        "initial_selection.framework",
+        "initial_selection.per_loading",
+        "validation.md_steps",
+        "validation.n_per_loading",
+        "initial_sampling.aimd_steps",
+    ):
+        message = _positive_int(params, path)
+        if message:
+            return message
+    if params["first_iteration"] < 1 or params["max_iterations"] < params["first_iteration"]:
+        return (
+            f"parameters: need 1 <= first_iteration <= max_iterations, got first_iteration="
+            f"{params['first_iteration']}, max_iterations={params['max_iterations']}"
+        )
+    return None
+
+
+def validate_inputs(inputs, _ctx=None) -> str | None:
+    """Guest, RASPA and starting data are consistent; every element can be labelled and fine-tuned."""
+    params = resolve_parameters(inputs["parameters"].get_dict() if "parameters" in inputs else {})
+    guest = inputs.get("guest")
+    if params["loadings"] and guest is None:
+        return f"parameters.loadings={params['loadings']} needs the `guest` input (the adsorbate)"
+    sampling = params["initial_sampling"]["enabled"]
+    if not sampling and "initial_training_set" not in inputs:
+        return (
+            "initial_sampling.enabled is false: give `initial_training_set` (labelled frames) to start from"
+        )
+    structure = inputs.get("structure")
+    if structure is None:
+        return None
+    elements = set(structure.get_symbols_set())
+    if guest is not None:
+        elements.update(guest.symbols)
+    labelling = inputs.get("labelling", {})
+    if "single_point" in labelling:
+        message = validate_labelling_inputs(
+            {
+                "single_point": labelling["single_point"],
+                "structures": SimpleNamespace(species=sorted(elements)),
+            },
+            None,
+        )
+        if message:
+            return f"labelling: {message}"
+    foundation = inputs.get("foundation_model")
+    if foundation is not None and foundation.species:
+        missing = sorted(elements - set(foundation.species))
+        if missing:
+            return (
+                f"foundation_model: the framework/guest contain {missing}, which the model does not know "
+                f"(it has {sorted(foundation.species)}); choose a foundation model covering every element"
+            )
+    for name, model in (inputs.get("initial_models") or {}).items():
+        if model.species and not elements <= set(model.species):
+            return f"initial_models.{name}: does not cover the elements {sorted(elements)}"
+    return None
