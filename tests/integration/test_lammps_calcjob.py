@@ -77,6 +77,27 @@ def test_workchain_restarts_with_smaller_timestep(md_inputs):
     assert calcs[0].outputs.trajectory.count >= 1  # frames so far are kept on a blow-up
 
 
+def test_workchain_keeps_frames_on_blowup_when_asked(md_inputs):
+    from aiida_mofmlp.workflows.lammps_md import LammpsMdBaseWorkChain
+
+    overrides = {  # the same runaway as above: with keep_frames_on_blowup there is no restart
+        "segments": [{"steps": 40, "temperature": [300, 3000]}],
+        "thermostat_damping_fs": 5.0,
+        "dump_interval": 10,
+        "thermo_interval": 10,
+        "safety": {"check_interval": 5, "max_temperature": 450},
+    }
+    builder = LammpsMdBaseWorkChain.get_builder_from_protocol(
+        md_inputs["code"], md_inputs["structure"], md_inputs["model"], protocol="fast", overrides=overrides
+    )
+    builder.keep_frames_on_blowup = orm.Bool(True)
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert len(node.called) == 1 and node.called[0].exit_status == 403
+    assert results["results"]["status"] == "temperature_runaway"  # the stop is named in the outputs
+    assert results["trajectory"].count >= 1
+
+
 def test_calcjob_md_gcmc_with_builtin_guest(md_inputs):
     from aiida_mofmlp.calculations.lammps_md import LammpsMdCalculation
     from aiida_mofmlp.data.guest import GuestMoleculeData
