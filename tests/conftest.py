@@ -51,6 +51,7 @@ TINY_AL_SETTINGS = {
     "initial_framework": 2,
     "initial_per_loading": 2,
     "per_loading": 1,
+    "sampling_md_steps": 20,
     "md_steps": 40,
     "dump_interval": 10,
     "validation_md_steps": 40,
@@ -59,6 +60,7 @@ TINY_AL_SETTINGS = {
     "trust": {"lo": 1.0e-4, "hi": 10.0},
     "max_concurrent": 2,
     "seed": 0,
+    "gcmc": {"pressures_bar": [1.0], "equilibration_steps": 10, "production_steps": 20},
 }
 
 

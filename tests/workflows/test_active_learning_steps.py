@@ -165,6 +165,9 @@ def test_validation_errors_compare_ensemble_mean_with_labels(aiida_profile):
         ({"first_iteration": 4, "max_iterations": 2}, "first_iteration <= max_iterations"),
         ({"trust": {"lo": 0.06, "hi": 0.24, "guest": [0.3]}}, "trust.guest"),
         ({"temperature": 300}, "unknown keys ['temperature']"),
+        ({"gcmc": {"pressures_bar": [-1.0]}}, "positive numbers (bar)"),
+        ({"initial_sampling": {"md_steps": 0}}, "initial_sampling.md_steps=0"),
+        ({"gcmc": {"pressures_bar": [1.0], "fugacity": "virial"}}, "parameters.gcmc:"),
     ],
 )
 def test_bad_loop_parameters_are_named(parameters, message):
@@ -210,6 +213,11 @@ def test_builder_from_protocol_resolves_every_stage(aiida_profile, mofmlp_codes,
     assert params["loadings"] == [2] and params["protocol"] == "fast"
     assert params["selection"]["method"] == "fps"  # the fast selection protocol, resolved
     assert builder.training.ensemble_size.value == 2
+    bigger = ActiveLearningWorkChain.get_builder_from_protocol(
+        structure, model, mofmlp_codes, guest="CO2", protocol="fast", overrides={"mace": {"ensemble_size": 3}}
+    )
+    assert bigger.training.ensemble_size.value == 3
+    assert "ensemble_size" not in bigger.training.train.train.parameters.get_dict()
     assert builder.raspa.parameters["snapshot_loadings"] == [2]
     assert "structure" not in builder.md.md
     seed000 = ActiveLearningWorkChain.get_builder_from_protocol(structure, model, mofmlp_codes, guest="CO2")

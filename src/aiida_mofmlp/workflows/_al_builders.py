@@ -79,9 +79,13 @@ def builder_from_protocol(
     builder.labelling.pop("max_concurrent", None)
     builder.labelling.pop("max_failed_fraction", None)
 
-    mace = get_mace_protocol(stages["mace"], {"train": overrides.get("mace") or {}})
+    mace_overrides = dict(overrides.get("mace") or {})
+    ensemble_size = mace_overrides.pop("ensemble_size", None)
+    mace = get_mace_protocol(stages["mace"], {"train": mace_overrides})
+    if ensemble_size is not None:
+        mace["ensemble_size"] = int(ensemble_size)
     train = mace["train"]
-    if replay_set is None and not (overrides.get("mace") or {}).get("mode"):
+    if replay_set is None and not mace_overrides.get("mode"):
         train["mode"] = "naive"  # multihead replay needs the foundation's data (`replay_set`)
     builder.training.ensemble_size = orm.Int(int(mace["ensemble_size"]))
     builder.training.train.max_iterations = orm.Int(3)

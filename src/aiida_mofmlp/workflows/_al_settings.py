@@ -20,7 +20,8 @@ DEFAULTS: dict = {
     "selection_per_loading": 200,
     "selection": {},
     "raspa_temperature": 298.0,
-    "initial_sampling": {"enabled": True, "aimd_steps": 0},
+    # md_steps / dump_interval: length of the foundation-model MD (None: the `md` settings, as exploration)
+    "initial_sampling": {"enabled": True, "aimd_steps": 0, "md_steps": None, "dump_interval": None},
     "validation": {
         "enabled": True,
         "md_steps": 200000,
@@ -29,6 +30,7 @@ DEFAULTS: dict = {
         "skip": 0,
     },
     "labelling": {"max_concurrent": 8, "max_failed_fraction": 0.1},
+    "gcmc": {"pressures_bar": [], "equilibration_steps": 100, "production_steps": 400},
     "seed": 0,
     "protocol": None,
     "stages": {},
@@ -84,6 +86,17 @@ def validate_parameters(node, _ctx=None) -> str | None:
         levels = trust.get(group)
         if levels is not None and (len(levels) != 2 or not 0 < float(levels[0]) < float(levels[1])):
             return f"parameters.trust.{group}={levels!r} must be [lo, hi] with 0 < lo < hi"
+    pressures = params["gcmc"].get("pressures_bar") or []
+    if any(not isinstance(p, int | float) or p <= 0 for p in pressures):
+        return f"parameters.gcmc.pressures_bar={pressures!r} must be positive numbers (bar)"
+    if pressures:
+        from aiida_mofmlp.engines._io import InputError
+        from aiida_mofmlp.engines.lammps_md import load_settings
+
+        try:
+            load_settings({"gcmc": {**params["gcmc"], "guest": "guest.json"}})
+        except InputError as error:
+            return f"parameters.gcmc: {error}"
     if not 0 < float(params["converged_fraction"]) <= 1:
         return f"parameters.converged_fraction={params['converged_fraction']!r} must be in (0, 1]"
     for path in (
@@ -99,6 +112,10 @@ def validate_parameters(node, _ctx=None) -> str | None:
         message = _positive_int(params, path)
         if message:
             return message
+    for key in ("md_steps", "dump_interval"):
+        value = params["initial_sampling"].get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            return f"parameters.initial_sampling.{key}={value!r} must be a positive integer or null"
     if params["first_iteration"] < 1 or params["max_iterations"] < params["first_iteration"]:
         return (
             f"parameters: need 1 <= first_iteration <= max_iterations, got first_iteration="
@@ -113,6 +130,8 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     guest = inputs.get("guest")
     if params["loadings"] and guest is None:
         return f"parameters.loadings={params['loadings']} needs the `guest` input (the adsorbate)"
+    if params["gcmc"].get("pressures_bar") and guest is None:
+        return "parameters.gcmc.pressures_bar (MD-GCMC exploration) needs the `guest` input (the adsorbate)"
     sampling = params["initial_sampling"]["enabled"]
     if not sampling and "initial_training_set" not in inputs:
         return (

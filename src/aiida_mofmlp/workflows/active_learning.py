@@ -277,15 +277,17 @@ class ActiveLearningWorkChain(WorkChain):
         inputs.md = AttributeDict(inputs.md)
         base = inputs.md.parameters.get_dict() if "parameters" in inputs.md else {}
         seed = int(self.ctx.params["seed"]) + 1000 * self.ctx.iteration + index + 1
-        inputs.md.parameters = orm.Dict(
-            {
-                **base,
-                "temperature": float(temperature),
-                "structure_index": int(index),
-                "seed": seed,
-                **parameters,
-            }
-        )
+        settings = {
+            **base,
+            "temperature": float(temperature),
+            "structure_index": int(index),
+            "seed": seed,
+            **parameters,
+        }
+        if settings.get("gcmc") is not None:  # MD-GCMC: the length is set per pressure
+            settings.pop("steps", None)
+            inputs.md.guest = self.inputs.guest
+        inputs.md.parameters = orm.Dict(settings)
         inputs.md.structure = structure
         inputs.md.model = model
         inputs.keep_frames_on_blowup = orm.Bool(True)
@@ -327,7 +329,7 @@ class ActiveLearningWorkChain(WorkChain):
             if status not in ("completed", "uncertain"):
                 blowups += 1
             sets[key] = node.outputs.trajectory
-            tags[key] = {**tag, "source": "md", "md_status": status}
+            tags[key] = {"source": "md", **tag, "md_status": status}
         if not sets:
             return None, blowups, failed
         return alf.collect_frames(orm.Dict(tags), **sets), blowups, failed
@@ -340,7 +342,12 @@ class ActiveLearningWorkChain(WorkChain):
         """Foundation-model MD of the empty framework per temperature; RASPA snapshots; optional AIMD."""
         framework = alf.build_starting_frames(self.inputs.structure, orm.Dict({"loadings": []}))
         self.ctx.empty_runs = self._submit_md_grid(
-            framework, [0], self.inputs.foundation_model, "sampling", self.ctx.temperatures
+            framework,
+            [0],
+            self.inputs.foundation_model,
+            "sampling",
+            self.ctx.temperatures,
+            **self._sampling_md_length(),
         )
         self.ctx.empty_framework = framework
         if self.ctx.loadings and "raspa" in self.inputs:
@@ -392,7 +399,18 @@ class ActiveLearningWorkChain(WorkChain):
             self.inputs.foundation_model,
             "sampling",
             self.ctx.temperatures,
+            **self._sampling_md_length(),
         )
+
+    def _sampling_md_length(self) -> dict:
+        """``steps`` / ``dump_interval`` of the foundation-model MD when ``initial_sampling`` sets them."""
+        sampling = self.ctx.params["initial_sampling"]
+        lengths = {}
+        if sampling.get("md_steps"):
+            lengths["steps"] = int(sampling["md_steps"])
+        if sampling.get("dump_interval"):
+            lengths["dump_interval"] = int(sampling["dump_interval"])
+        return lengths
 
     def select_initial(self):
         """Pool = sampling MD frames + starting frames (+ AIMD); pick per loading with SOAP."""
@@ -530,11 +548,17 @@ class ActiveLearningWorkChain(WorkChain):
         return self.ctx.models[sorted(self.ctx.models)[0]]
 
     def run_exploration(self):
-        """MD per loading and temperature with model 0 from the starting frames."""
+        """MD per loading and temperature with model 0 from the starting frames; MD-GCMC when asked."""
         frames = self.ctx.starting_frames
         self.ctx.explore_runs = self._submit_md_grid(
             frames, range(len(frames)), self._model_0(), f"explore_{self._tag()}", self.ctx.temperatures
         )
+        gcmc = self.ctx.params["gcmc"]
+        if gcmc["pressures_bar"] and "guest" in self.inputs:
+            runs = self._submit_md_grid(
+                frames, [0], self._model_0(), f"gcmc_{self._tag()}", self.ctx.temperatures, gcmc=dict(gcmc)
+            )
+            self.ctx.explore_runs.update({key: {**tags, "source": "md_gcmc"} for key, tags in runs.items()})
 
     def run_deviation(self):
         """Merge the explored frames; ensemble deviation of each."""
