@@ -1,4 +1,4 @@
-"""Command line interface: ``aiida-mofmlp setup | check | demo``."""
+"""Command line interface: ``aiida-mofmlp setup | check | demo | runs | datasets | models``."""
 
 from __future__ import annotations
 
@@ -72,13 +72,14 @@ def check() -> None:
     type=click.Path(file_okay=False),
     default="./mofmlp-demo-output",
     show_default=True,
-    help="Folder for the selection map PNG and the extxyz files of the demo.",
+    help="Folder for the demo's training set, models, iteration table and plots.",
 )
 def demo(profile_name: str, output_dir: str) -> None:
-    """One active-learning iteration on MIL-47 + CO2 with fast protocols (about 10 minutes on 2 cores).
+    """The active-learning loop on DMOF-1 (ZnBDCdabco) + CO2, fast protocol (about 15 minutes on 2 cores).
 
-    Needs `aiida-mofmlp setup` first (codes). Steps: CIF intake, RASPA snapshots, CP2K GFN1-xTB labels,
-    a 2-model MACE ensemble, LAMMPS MD, ensemble deviation and frame selection.
+    Needs `aiida-mofmlp setup` first (codes). One ActiveLearningWorkChain: RASPA snapshots, foundation MD,
+    SOAP selection, CP2K GFN1-xTB labels, a 2-model MACE ensemble, LAMMPS exploration, ensemble deviation,
+    convergence check, repeated; then a final validation.
     """
     from pathlib import Path
 
@@ -90,3 +91,8 @@ def demo(profile_name: str, output_dir: str) -> None:
         run_demo(name, Path(output_dir), echo=click.echo)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+from aiida_mofmlp.cli.runs import register as _register_runs  # noqa: E402  (needs `cli` defined above)
+
+_register_runs(cli)
