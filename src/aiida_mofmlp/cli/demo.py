@@ -16,18 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# kept importable from here for scripts written against the one-iteration demo
-from aiida_mofmlp.common.frames import composition_e0s  # noqa: F401
-from aiida_mofmlp.common.loading import fold_guests  # noqa: F401
-
-
-def place_at_free_spot(framework, guest_atoms):
-    """One guest at the emptiest point of ``framework`` (see :func:`common.loading.place_guests`)."""
-    from aiida_mofmlp.common.loading import place_guests
-
-    return place_guests(framework, guest_atoms, 1)
-
-
 #: the demo's framework (RASPA2's CIF library) and guest
 FRAMEWORK = "ZnBDCdabco"
 GUEST = "CO2"
