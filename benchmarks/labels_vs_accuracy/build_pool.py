@@ -43,6 +43,8 @@ sys.path.insert(0, str(HERE))
 
 from _common import MODEL_SETTINGS, read_gz, write_gz  # noqa: E402
 
+from aiida_mofmlp.workflows._cp2k_inputs import smeared_scf_overrides  # noqa: E402
+
 CIF_NAME = "ZnBDCdabco.cif"
 #: an MD frame with two atoms closer than this (Angstrom) ends the run: the young model has failed there
 MIN_DISTANCE = 0.85
@@ -53,21 +55,7 @@ TOPUP_STDEVS = (0.03, 0.06, 0.1)
 #: the SCF of loaded frames oscillates (100 steps, +-5 Ha) and only the work chain's second escalation stage
 #: (diagonalisation, Fermi-Dirac smearing at 300 K, Broyden mixing) converges. Using those settings from the
 #: start makes every label come from the same SCF recipe and avoids two wasted runs per frame.
-SCF_OVERRIDES = {
-    "parameters": {
-        "FORCE_EVAL": {
-            "DFT": {
-                "SCF": {
-                    "MAX_SCF": 300,
-                    "ADDED_MOS": -1,
-                    "DIAGONALIZATION": {"ALGORITHM": "STANDARD"},
-                    "SMEAR": {"_": "ON", "METHOD": "FERMI_DIRAC", "ELECTRONIC_TEMPERATURE": 300},
-                    "MIXING": {"METHOD": "BROYDEN_MIXING", "ALPHA": 0.1, "NBROYDEN": 8},
-                }
-            }
-        }
-    }
-}
+SCF_OVERRIDES = smeared_scf_overrides(alpha=0.1)
 
 
 def cif_path() -> Path:

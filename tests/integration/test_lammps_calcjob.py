@@ -15,6 +15,15 @@ from _tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.integration
 
+#: a thermostat ramp to 3000 K passes the 450 K bound whatever the time step: every run blows up
+RUNAWAY = {
+    "segments": [{"steps": 40, "temperature": [300, 3000]}],
+    "thermostat_damping_fs": 5.0,
+    "dump_interval": 10,
+    "thermo_interval": 10,
+    "safety": {"check_interval": 5, "max_temperature": 450},
+}
+
 
 @pytest.fixture
 def md_inputs(aiida_profile, require_code, raspa_share_dir, tmp_path):
@@ -55,16 +64,8 @@ def test_calcjob_rejects_inconsistent_parameters(md_inputs):
 def test_workchain_restarts_with_smaller_timestep(md_inputs):
     from aiida_mofmlp.workflows.lammps_md import LammpsMdBaseWorkChain
 
-    # a thermostat ramp to 3000 K passes the 450 K bound whatever the time step: every run blows up
-    overrides = {
-        "segments": [{"steps": 40, "temperature": [300, 3000]}],
-        "thermostat_damping_fs": 5.0,
-        "dump_interval": 10,
-        "thermo_interval": 10,
-        "safety": {"check_interval": 5, "max_temperature": 450},
-    }
     builder = LammpsMdBaseWorkChain.get_builder_from_protocol(
-        md_inputs["code"], md_inputs["structure"], md_inputs["model"], protocol="fast", overrides=overrides
+        md_inputs["code"], md_inputs["structure"], md_inputs["model"], protocol="fast", overrides=RUNAWAY
     )
     builder.min_timestep_fs = orm.Float(0.2)
     _, node = run_get_node(builder)
@@ -80,15 +81,9 @@ def test_workchain_restarts_with_smaller_timestep(md_inputs):
 def test_workchain_keeps_frames_on_blowup_when_asked(md_inputs):
     from aiida_mofmlp.workflows.lammps_md import LammpsMdBaseWorkChain
 
-    overrides = {  # the same runaway as above: with keep_frames_on_blowup there is no restart
-        "segments": [{"steps": 40, "temperature": [300, 3000]}],
-        "thermostat_damping_fs": 5.0,
-        "dump_interval": 10,
-        "thermo_interval": 10,
-        "safety": {"check_interval": 5, "max_temperature": 450},
-    }
+    # the same runaway as above: with keep_frames_on_blowup there is no restart
     builder = LammpsMdBaseWorkChain.get_builder_from_protocol(
-        md_inputs["code"], md_inputs["structure"], md_inputs["model"], protocol="fast", overrides=overrides
+        md_inputs["code"], md_inputs["structure"], md_inputs["model"], protocol="fast", overrides=RUNAWAY
     )
     builder.keep_frames_on_blowup = orm.Bool(True)
     results, node = run_get_node(builder)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiida_mofmlp.workflows._cp2k_inputs import smeared_scf_overrides
+
 #: the demo's framework (RASPA2's CIF library) and guest
 FRAMEWORK = "ZnBDCdabco"
 GUEST = "CO2"
@@ -40,25 +42,6 @@ DEMO_SETTINGS: dict[str, Any] = {
     "max_concurrent": 2,
     "seed": 0,
     "gcmc": None,  # e.g. {"pressures_bar": [1.0]}: MD-GCMC exploration of the empty framework as well
-}
-
-
-#: GFN1-xTB SCF that converges the demo's MD frames in one CP2K run: Fermi-Dirac smearing at 300 K and
-#: Broyden mixing from the start (the fast protocol's direct mixing needs restarts on distorted frames)
-ROBUST_XTB_SCF = {
-    "parameters": {
-        "FORCE_EVAL": {
-            "DFT": {
-                "SCF": {
-                    "MAX_SCF": 300,
-                    "ADDED_MOS": -1,
-                    "DIAGONALIZATION": {"ALGORITHM": "STANDARD"},
-                    "SMEAR": {"_": "ON", "METHOD": "FERMI_DIRAC", "ELECTRONIC_TEMPERATURE": 300},
-                    "MIXING": {"METHOD": "BROYDEN_MIXING", "ALPHA": 0.2, "NBROYDEN": 8},
-                }
-            }
-        }
-    }
 }
 
 
@@ -136,7 +119,8 @@ def demo_overrides(settings: dict) -> dict:
             "equilibration_tolerance": None,
         },
         "selection": {"pca_components": None},
-        "cp2k": ROBUST_XTB_SCF,
+        # smearing + Broyden mixing from the start: distorted MD frames converge in one CP2K run
+        "cp2k": smeared_scf_overrides(alpha=0.2),
     }
 
 

@@ -31,15 +31,7 @@ def builder_from_protocol(
     initial_training_set: StructureSetData | None = None,
     replay_set: StructureSetData | None = None,
 ):
-    """A builder for protocol ``fast`` / ``balanced`` / ``stringent`` of active_learning.yaml.
-
-    ``codes``: ``cp2k``, ``train``, ``md``, ``deviation`` and, for RASPA snapshots, ``raspa``.
-    ``overrides``: ``parameters`` (loop settings), ``cp2k``, ``mace`` (train parameters), ``md``,
-    ``deviation``, ``raspa``, ``selection`` — each deep-merged into that stage's protocol.
-    ``options``: CalcJob options per stage (``cp2k``, ``train``, ``md``, ``deviation``, ``raspa``).
-    ``replay_set``: frames of the foundation's training data for multihead replay fine-tuning (seed 000);
-    without it the fine-tuning is naive unless ``overrides['mace']['mode']`` says otherwise.
-    """
+    """See :meth:`ActiveLearningWorkChain.get_builder_from_protocol` (``cls``: the work chain class)."""
     missing = sorted({"cp2k", "train", "md", "deviation"} - set(codes))
     if missing:
         raise ValueError(f"codes: missing {missing}; give a code for cp2k, train, md, deviation (and raspa)")

@@ -237,3 +237,20 @@ def parse_single_point(text: str) -> dict[str, Any]:
         "walltime_exceeded": "exceeded requested execution time" in text,
         "completed": "PROGRAM STOPPED IN" in text,
     }
+
+
+def smeared_scf_overrides(alpha: float = 0.2, max_scf: int = 300, temperature: float = 300.0) -> dict:
+    """Protocol overrides for an SCF that converges distorted MD frames in one run.
+
+    Diagonalisation with Fermi-Dirac smearing (``temperature`` K) and Broyden mixing (``alpha``) from the
+    start: the settings the SCF handler escalates to, used for every frame so that all labels share one
+    recipe. Deep-merge into a protocol with ``overrides=`` (e.g. GFN1-xTB frames of MOFs with guests).
+    """
+    scf = {
+        "MAX_SCF": int(max_scf),
+        "ADDED_MOS": -1,
+        "DIAGONALIZATION": {"ALGORITHM": "STANDARD"},
+        "SMEAR": {"_": "ON", "METHOD": "FERMI_DIRAC", "ELECTRONIC_TEMPERATURE": float(temperature)},
+        "MIXING": {"METHOD": "BROYDEN_MIXING", "ALPHA": float(alpha), "NBROYDEN": 8},
+    }
+    return {"parameters": {"FORCE_EVAL": {"DFT": {"SCF": scf}}}}
