@@ -4,7 +4,7 @@ Run it in a profile that has the plugin's codes (`aiida-mofmlp setup` makes them
 
     verdi -p mofmlp run examples/active_learning_demo.py
 
-It is what `aiida-mofmlp demo` runs (about 15 minutes on 2 cores), written out so each choice is visible.
+It is what `aiida-mofmlp demo` runs (about 6 minutes on 2 idle cores), written out so each choice is visible.
 Everything is deliberately tiny; examples/active_learning_seed000.py shows the production settings.
 
 The loop, in a chemist's terms:

@@ -75,7 +75,7 @@ def check() -> None:
     help="Folder for the demo's training set, models, iteration table and plots.",
 )
 def demo(profile_name: str, output_dir: str) -> None:
-    """The active-learning loop on DMOF-1 (ZnBDCdabco) + CO2, fast protocol (about 15 minutes on 2 cores).
+    """The active-learning loop on DMOF-1 (ZnBDCdabco) + CO2, fast protocol (about 6 min on 2 cores).
 
     Needs `aiida-mofmlp setup` first (codes). One ActiveLearningWorkChain: RASPA snapshots, foundation MD,
     SOAP selection, CP2K GFN1-xTB labels, a 2-model MACE ensemble, LAMMPS exploration, ensemble deviation,

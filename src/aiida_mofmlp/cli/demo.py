@@ -22,7 +22,7 @@ from aiida_mofmlp.workflows._cp2k_inputs import smeared_scf_overrides
 FRAMEWORK = "ZnBDCdabco"
 GUEST = "CO2"
 
-#: demo settings: about 15 minutes on 2 CPU cores (``settings`` of run_demo / demo_builder override them)
+#: demo settings: about 6 minutes on 2 idle CPU cores (``settings`` of run_demo / demo_builder override them)
 DEMO_SETTINGS: dict[str, Any] = {
     "loadings": [1],
     "temperatures": [300.0],
@@ -224,7 +224,7 @@ def run_demo(
     echo(
         f"Active learning of a MACE potential for {GUEST} in {FRAMEWORK} (DMOF-1, 54 atoms): loadings "
         f"{opts['loadings']} CO2 per cell, {opts['temperatures']} K, GFN1-xTB labels, 2 small MACE models, "
-        f"at most {opts['max_iterations']} iterations. Progress is reported below (about 15 minutes on 2 "
+        f"at most {opts['max_iterations']} iterations. Progress is reported below (about 6 minutes on 2 "
         "cores)."
     )
     start = time.monotonic()
