@@ -26,12 +26,16 @@ MIN_PHYSICAL_DISTANCE = 0.6
 PREDICTION_KEYS = (fr.PREDICTED_ENERGY_KEY, fr.PREDICTED_FORCES_KEY, fr.PREDICTED_STRESS_KEY)
 
 
+def drop_keys(atoms, keys) -> None:
+    """Remove ``keys`` from the per-frame info and the per-atom arrays of ``atoms``."""
+    for key in keys:
+        atoms.info.pop(key, None)
+        atoms.arrays.pop(key, None)
+
+
 def strip_predictions(atoms):
     """``atoms`` without MACE predictions and without any REF_* label (a clean candidate)."""
-    for key in (*PREDICTION_KEYS, *fr.LABEL_KEYS):
-        atoms.info.pop(key, None)
-        if key in atoms.arrays:
-            del atoms.arrays[key]
+    drop_keys(atoms, (*PREDICTION_KEYS, *fr.LABEL_KEYS))
     atoms.calc = None
     return atoms
 
@@ -129,9 +133,7 @@ def extend_training_set(
             yield from previous.iter_frames()
         if labelled is not None:
             for atoms in labelled.iter_frames():
-                for key in PREDICTION_KEYS:
-                    atoms.info.pop(key, None)
-                    atoms.arrays.pop(key, None)
+                drop_keys(atoms, PREDICTION_KEYS)
                 atoms.info["iteration"] = int(iteration.value)
                 yield atoms
 

@@ -349,7 +349,6 @@ class ActiveLearningWorkChain(WorkChain):
             self.ctx.temperatures,
             **self._sampling_md_length(),
         )
-        self.ctx.empty_framework = framework
         if self.ctx.loadings and "raspa" in self.inputs:
             inputs = AttributeDict(self.exposed_inputs(IsothermWorkChain, "raspa"))
             inputs.structure = self.inputs.structure
@@ -691,7 +690,6 @@ class ActiveLearningWorkChain(WorkChain):
                 }
             ),
         )
-        self.ctx.to_label = picked
         inputs = AttributeDict(self.exposed_inputs(LabellingWorkChain, "labelling"))
         inputs.structures = picked
         inputs.max_concurrent = orm.Int(int(self.ctx.params["labelling"]["max_concurrent"]))
