@@ -17,7 +17,8 @@ The loop, in a chemist's terms:
   2. exploration       Model 0 runs MD of the empty and the loaded framework.
   3. deviation         Both models predict forces on every MD frame; sigma_max (eV/Angstrom) is how much they
                        disagree on the worst atom. Below 0.06: known ground; 0.06-0.24: worth a label;
-                       above 0.24: unphysical (seed 000's trust window).
+                       above 0.24: unphysical (the trust window of Jin et al., Chem. Sci. 2026,
+                       DOI 10.1039/D5SC09058J; the demo scales it up for its tiny models).
   4. convergence       Done when, at every loading, 95 % of the frames are below 0.06 and none above 0.24.
   5. selection         Otherwise the most diverse candidates per loading are labelled and added to the
                        training set (a new node, derived from the previous one), and the loop goes on.
@@ -30,12 +31,13 @@ from pathlib import Path
 from aiida import orm
 from aiida.engine import run_get_node
 
-from aiida_mofmlp.cli.demo import DEMO_SETTINGS, demo_overrides, framework_cif
+from aiida_mofmlp.cli.demo import framework_cif
 from aiida_mofmlp.common.codes import code_label
 from aiida_mofmlp.data import GuestMoleculeData, MaceModelData
-from aiida_mofmlp.engines.foundation import make_small_model
+from aiida_mofmlp.engines.mace.foundation import make_small_model
 from aiida_mofmlp.tools.intake import load_cif
-from aiida_mofmlp.workflows.active_learning import ActiveLearningWorkChain
+from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
+from aiida_mofmlp.workflows.protocols.utils import packaged_overrides_path
 
 # the framework, checked at intake (overlaps, partial occupancy, missing H, cell vs cutoff)
 structure, warnings = load_cif(framework_cif("ZnBDCdabco"))
@@ -48,8 +50,9 @@ foundation = MaceModelData.get_or_create(make_small_model(species, Path("demo-fo
 
 codes = {kind: orm.load_code(code_label(kind)) for kind in ("cp2k", "raspa", "train", "md", "deviation")}
 
-# `fast` protocol of every stage + the demo's sizes (see aiida_mofmlp/cli/demo.py: DEMO_SETTINGS)
-overrides = demo_overrides(DEMO_SETTINGS)
+# `fast` protocol of every stage + the demo's sizes: a packaged overrides file, each choice commented there
+# (aiida_mofmlp/workflows/protocols/overrides/demo.yaml); a dict or your own YAML file works the same way
+overrides = packaged_overrides_path("demo")
 builder = ActiveLearningWorkChain.get_builder_from_protocol(
     structure, foundation, codes, guest=guest, protocol="fast", overrides=overrides
 )

@@ -1,4 +1,6 @@
-"""Production active learning as in seed 000 (MIL-120 + CO2): submit to the daemon on a cluster.
+"""Production active learning as published for MIL-120 + CO2: submit to the daemon on a cluster.
+
+The loop of Jin et al., Chem. Sci. 2026, DOI 10.1039/D5SC09058J (docs/source/workflows.md).
 
     verdi -p <profile> run examples/active_learning_seed000.py framework.cif /path/to/mace-mp-0b3-medium.model
 
@@ -8,7 +10,8 @@ with `pip install aiida-mofmlp`: `mofmlp-train` (`mofmlp.mace_train`), `mofmlp-m
 `mofmlp-deviation` (`mofmlp.deviation`); `aiida-mofmlp setup` shows the same codes on localhost. Edit CODES
 and OPTIONS below. The daemon must run (`verdi daemon start`): the loop takes days.
 
-What the `balanced` protocol does (SCIENCE.md §1, seed 000), with the numbers it uses:
+What the `balanced` protocol does (protocols/active_learning.yaml and the stages' protocols), with the
+numbers it uses:
   labels      CP2K PBE-D3, DZVP-MOLOPT-SR-GTH, GTH pseudopotentials (`stringent`: 600/50 Ry multigrid as the
               paper; `balanced`: 400/40 Ry), energies and forces
   sampling    foundation-model MD of the empty framework at 100, 300, 500 K; RASPA snapshots of 1, 4, 8, 12
@@ -29,7 +32,7 @@ from aiida.engine import submit
 
 from aiida_mofmlp.data import GuestMoleculeData, MaceModelData
 from aiida_mofmlp.tools.intake import load_cif
-from aiida_mofmlp.workflows.active_learning import ActiveLearningWorkChain
+from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
 
 CODES = {  # label@computer of each code on the cluster
     "cp2k": "cp2k-2024.1@cluster",

@@ -9,6 +9,8 @@ cd "$ROOT"
 printf '\n==> ruff (lint and format check)\n'
 "$VENV/bin/ruff" check src tests benchmarks examples
 "$VENV/bin/ruff" format --check src tests benchmarks examples
+printf '\n==> layer contract (import-linter: imports only run down the layers; engines without AiiDA)\n'
+"$VENV/bin/lint-imports"
 printf '\n==> docs (Sphinx, warnings are errors)\n'
 "$VENV/bin/sphinx-build" -q -W -b html docs/source docs/build/html
 printf '\n==> pytest (temporary AiiDA profile; real CP2K, RASPA, LAMMPS and MACE on tiny systems)\n'

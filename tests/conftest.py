@@ -43,25 +43,9 @@ def raspa_share_dir():
     return Path(RASPA2.__file__).parent / "share" / "raspa"
 
 
-#: a tiny 2-iteration active-learning run: trust lo so low that iteration 1 is never converged
-TINY_AL_SETTINGS = {
-    "loadings": [1],
-    "temperatures": [300.0],
-    "max_iterations": 2,
-    "initial_framework": 2,
-    "initial_per_loading": 2,
-    "per_loading": 1,
-    "sampling_md_steps": 20,
-    "md_steps": 40,
-    "dump_interval": 10,
-    "validation_md_steps": 40,
-    "validation_per_loading": 1,
-    "epochs": 3,
-    "trust": {"lo": 1.0e-4, "hi": 10.0},
-    "max_concurrent": 2,
-    "seed": 0,
-    "gcmc": {"pressures_bar": [1.0], "equilibration_steps": 10, "production_steps": 20},
-}
+#: a tiny 2-iteration active-learning run: the packaged overrides file workflows/protocols/overrides/tiny.yaml
+#: (trust lo so low that iteration 1 is never converged)
+TINY_AL_OVERRIDES = "tiny"
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +67,108 @@ def finished_al_run(aiida_profile, tmp_path_factory):
     missing = [kind for kind in ("cp2k", "raspa", "train", "md", "deviation") if codes.get(kind) is None]
     if missing:
         pytest.fail(f"programs {missing} are not installed; run the README's test command to install them")
-    builder = demo_builder(codes, tmp_path_factory.mktemp("al"), TINY_AL_SETTINGS)
+    builder = demo_builder(codes, tmp_path_factory.mktemp("al"), TINY_AL_OVERRIDES)
     _, node = run_get_node(builder)
     return node
+
+
+# --- process fixtures in the style of aiida-quantumespresso's tests ------------------------------------
+
+
+@pytest.fixture
+def generate_calc_job_node(aiida_localhost):
+    """Return a function making a stored CalcJobNode of ``entry_point`` with given exit status and outputs.
+
+    The node stands for a finished child of a restart work chain in handler tests (handlers only read
+    the node's exit status, inputs and outputs). ``retrieved`` maps file names to text or bytes (a
+    FolderData is made); ``outputs`` maps link labels to Data nodes (stored and linked as CREATE links).
+    """
+    from aiida import orm
+    from aiida.common import LinkType
+    from aiida.plugins import CalculationFactory
+
+    def _generate(
+        entry_point: str,
+        exit_status: int | None = 0,
+        inputs: dict | None = None,
+        outputs: dict | None = None,
+        retrieved: dict[str, str | bytes] | None = None,
+        remote_folder: bool = True,
+    ):
+        process_class = CalculationFactory(entry_point)
+        node = orm.CalcJobNode(computer=aiida_localhost, process_type=f"aiida.calculations:{entry_point}")
+        node.set_option("resources", {"num_machines": 1, "num_mpiprocs_per_machine": 1})
+        node.set_process_state("finished")
+        if exit_status is not None:
+            node.set_exit_status(exit_status)
+            for code in process_class.exit_codes.values():
+                if code.status == exit_status:
+                    node.set_exit_message(code.message)
+        for label, value in (inputs or {}).items():
+            value.store()
+            node.base.links.add_incoming(value, LinkType.INPUT_CALC, label)
+        node.store()
+        linked = dict(outputs or {})
+        if retrieved is not None:
+            folder = orm.FolderData()
+            for name, content in retrieved.items():
+                data = content if isinstance(content, bytes) else content.encode()
+                folder.base.repository.put_object_from_bytes(data, name)
+            linked["retrieved"] = folder
+        if remote_folder:
+            linked.setdefault("remote_folder", orm.RemoteData(computer=aiida_localhost, remote_path="/tmp"))
+        for label, value in linked.items():
+            value.base.links.add_incoming(node, LinkType.CREATE, label)
+            value.store()
+        return node
+
+    return _generate
+
+
+@pytest.fixture
+def generate_workchain():
+    """Return a function instantiating work chain ``entry_point`` (or class) with ``inputs``, not run."""
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+    from aiida.plugins import WorkflowFactory
+
+    def _generate(entry_point, inputs: dict):
+        process_class = WorkflowFactory(entry_point) if isinstance(entry_point, str) else entry_point
+        runner = get_manager().get_runner()
+        return instantiate_process(runner, process_class, **inputs)
+
+    return _generate
+
+
+def serialize_value(value):
+    """A plain, stable representation of a builder value for data regression."""
+    from aiida import orm
+
+    if isinstance(value, orm.Dict):
+        return value.get_dict()
+    if isinstance(value, orm.List):
+        return value.get_list()
+    if isinstance(value, orm.BaseType):
+        return value.value
+    if isinstance(value, orm.AbstractCode):
+        return f"code:{value.label}"
+    if isinstance(value, orm.StructureData):
+        return f"structure:{value.get_formula()}"
+    if isinstance(value, orm.Data):
+        size = f":{len(value)}" if hasattr(value, "__len__") else ""
+        return f"{type(value).__name__}{size}"
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {key: serialize_value(item) for key, item in sorted(value.items()) if item not in (None, {})}
+    if isinstance(value, list | tuple):
+        return [serialize_value(item) for item in value]
+    return value
+
+
+@pytest.fixture
+def serialize_builder():
+    """Return a function turning a ProcessBuilder into nested plain data (for ``data_regression``)."""
+
+    def _serialize(builder) -> dict:
+        return serialize_value(builder._inputs(prune=True))
+
+    return _serialize

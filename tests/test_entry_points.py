@@ -21,7 +21,20 @@ def test_entry_points_load(group):
         assert all(ep.name.startswith("mofmlp.") for ep in declared)
 
 
+#: parsers of ours for CalcJobs of other plugins (selected with ``metadata.options.parser_name``)
+EXTERNAL_PARSERS = {"mofmlp.cp2k": "cp2k", "mofmlp.raspa": "raspa"}
+
+
 def test_each_calculation_has_a_parser_of_the_same_name():
     calculations = {ep.name for ep in _ours("aiida.calculations")}
     parsers = {ep.name for ep in _ours("aiida.parsers")}
-    assert calculations == parsers
+    assert calculations == parsers - set(EXTERNAL_PARSERS)
+
+
+@pytest.mark.parametrize(("parser", "calculation"), sorted(EXTERNAL_PARSERS.items()))
+def test_external_parsers_extend_their_plugins_parser(parser, calculation):
+    """``mofmlp.cp2k`` / ``mofmlp.raspa`` subclass the default parser of the CalcJob's plugin."""
+    from aiida.plugins import CalculationFactory, ParserFactory
+
+    default = CalculationFactory(calculation).spec().inputs["metadata"]["options"]["parser_name"].default
+    assert issubclass(ParserFactory(parser), ParserFactory(default))

@@ -29,9 +29,9 @@ def main() -> None:
     import torch
     from mace.calculators import MACECalculator
 
-    from aiida_mofmlp.engines._mace_toy import TOY_SPECIES, toy_frames
-    from aiida_mofmlp.engines.deviation import _Ensemble, compute_deviation
-    from aiida_mofmlp.engines.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.deviation import _Ensemble, compute_deviation
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, toy_frames
 
     frames = [atoms.repeat((2, 2, 1)) for atoms in toy_frames(args.frames, seed=5)]
     n_atoms = np.mean([len(atoms) for atoms in frames])

@@ -39,11 +39,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from _common import MODEL_SETTINGS, read_gz, write_gz  # noqa: E402
 
-from aiida_mofmlp.workflows._cp2k_inputs import smeared_scf_overrides  # noqa: E402
+from aiida_mofmlp.workflows.cp2k.inputs import smeared_scf_overrides  # noqa: E402
 
 CIF_NAME = "ZnBDCdabco.cif"
 #: an MD frame with two atoms closer than this (Angstrom) ends the run: the young model has failed there
@@ -80,7 +79,7 @@ def loaded_cells(framework, guest, loadings: list[int], seed: int, info: dict) -
 
     from aiida_mofmlp.common.codes import code_label
     from aiida_mofmlp.common.loading import fold_guests, place_guests
-    from aiida_mofmlp.workflows.isotherm import IsothermWorkChain
+    from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
 
     structure = StructureData(ase=framework).store()
     overrides = {
@@ -130,7 +129,7 @@ def label(frames: list[Any], info: dict, key: str) -> list[Any]:
 
     from aiida_mofmlp.common.codes import code_label
     from aiida_mofmlp.data import StructureSetData
-    from aiida_mofmlp.workflows.labelling import LabellingWorkChain
+    from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
 
     for index, frame in enumerate(frames):
         frame.info["pool_index"] = index
@@ -154,8 +153,8 @@ def label(frames: list[Any], info: dict, key: str) -> list[Any]:
 
 def train_bootstrap(frames: list[Any], workdir: Path, seed: int) -> Path:
     from aiida_mofmlp.common.frames import composition_e0s, write_frames
-    from aiida_mofmlp.engines import mace_train
-    from aiida_mofmlp.engines.foundation import make_small_model
+    from aiida_mofmlp.engines.mace import train as mace_train
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
 
     workdir.mkdir(parents=True, exist_ok=True)
     species = sorted({s for atoms in frames for s in atoms.get_chemical_symbols()})

@@ -7,15 +7,16 @@ for everybody) is trained on the labelled frames and scored on the fixed test se
 force MAE (eV/A) and energy MAE per atom (eV/atom). Frames with a force component above ``--max-force``
 (40 eV/A: atoms 0.6-0.7 A apart) are dropped from pool and test set first. Strategies:
 
-* ``ours``         sigma_max window, then SOAP k-means with de-duplication (seed 000's two-step recipe);
+* ``ours``         sigma_max window, then SOAP k-means with de-duplication (the MIL-120 two-step recipe);
 * ``sigma_random`` sigma_max window, random pick inside it (DP-GEN style);
 * ``random``       random frames;
 * ``diversity``    SOAP k-means with de-duplication, no sigma.
 
 sigma_max comes from an ensemble of ``--ensemble`` models (the scored model plus members started from
-other random weights and trained with other seeds; ``engines.deviation.compute_deviation``). The seed-000
-window [0.06, 0.24] eV/A is used when it holds at least 2 x batch candidates; otherwise the window is the
-[50 %, 95 %] quantiles of sigma_max over the unlabelled pool (same rule for both sigma strategies).
+other random weights and trained with other seeds; ``engines.mace.deviation.compute_deviation``). The MIL-120
+paper's window [0.06, 0.24] eV/A is used when it holds at least 2 x batch candidates; otherwise the
+window is the [50 %, 95 %] quantiles of sigma_max over the unlabelled pool (same rule for both sigma
+strategies).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/labels_vs_accuracy/run_benchmark.py
     .venv/bin/python benchmarks/labels_vs_accuracy/run_benchmark.py --quick      # minutes: plumbing check
@@ -43,7 +44,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from _common import MODEL_SETTINGS, read_gz  # noqa: E402
 
@@ -53,7 +53,7 @@ FALLBACK_QUANTILES = (0.50, 0.95)
 SOAP = {"r_cut": 6.0, "n_max": 9, "l_max": 3, "species": ["C", "H", "N", "O", "Zn"]}
 #: the training recipe shared by every strategy (mace_train keys); max_num_epochs set from --epochs
 #: energy:forces 10:1 in both stages (100:10 at lr 0.01, then mace's stage two 10:1 at lr 1e-4 from 3/4 of
-#: the epochs): with seed 000's stage-1 ratio 1:100 (and even 1:1) these small models let the energy per
+#: the epochs): with the MIL-120 stage-1 ratio 1:100 (and even 1:1) these small models let the energy per
 #: atom drift by 0.7-2 eV/atom while fitting forces on few frames (see RESULTS.md)
 RECIPE: dict[str, Any] = {
     "mode": "naive",
@@ -76,7 +76,7 @@ def _silence() -> None:
 
 def start_models(folder: Path, species: list[str], e0s: dict[str, float], n: int, seed: int) -> list[Path]:
     """``n`` random small models (different weights) that training starts from; cached in ``folder``."""
-    from aiida_mofmlp.engines.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
 
     paths = []
     for member in range(n):
@@ -92,7 +92,7 @@ def train_model(
 ) -> tuple[Path, float]:
     """Train on ``frames[indices]`` from ``start``, cached by (indices, start, seed, epochs); (model, s)."""
     from aiida_mofmlp.common.frames import write_frames
-    from aiida_mofmlp.engines import mace_train
+    from aiida_mofmlp.engines.mace import train as mace_train
 
     text = f"{sorted(indices)}|{start.name}|{seed}|{epochs}|{json.dumps(RECIPE, sort_keys=True)}"
     key = hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -120,13 +120,13 @@ def train_model(
 
 
 def score(model: Path, test_file: Path) -> dict[str, float]:
-    from aiida_mofmlp.engines.mace_train import error_metrics
+    from aiida_mofmlp.engines.mace.train import error_metrics
 
     return error_metrics(model, test_file, "Default", "cpu")
 
 
 def sigma_window(sigma: np.ndarray, batch: int) -> tuple[list[float], str]:
-    """The seed-000 window if it holds >= 2 x batch frames, else the quantile fallback."""
+    """The MIL-120 paper's window if it holds >= 2 x batch frames, else the quantile fallback."""
     lo, hi = SEED_000_WINDOW
     if int(((sigma >= lo) & (sigma <= hi)).sum()) >= 2 * batch:
         return [lo, hi], "seed000"
@@ -145,7 +145,7 @@ def pick(
     seed: int,
 ) -> tuple[list[int], dict]:
     """Indices (into ``frames``) of the next batch chosen by ``strategy`` from the unlabelled frames."""
-    from aiida_mofmlp.engines.selection import select
+    from aiida_mofmlp.engines.selection.select import select
 
     rest = [i for i in range(len(frames)) if i not in set(labelled)]
     info: dict[str, Any] = {}
@@ -183,7 +183,7 @@ def load_frames(path: str, max_force: float) -> list:
 def run_strategy(task: dict) -> list[dict]:
     """One (seed, strategy) learning curve; returns one record per round."""
     _silence()
-    from aiida_mofmlp.engines.deviation import compute_deviation
+    from aiida_mofmlp.engines.mace.deviation import compute_deviation
 
     seed, strategy, args = task["seed"], task["strategy"], task["args"]
     pool = load_frames(args["pool"], args["max_force"])
@@ -259,8 +259,8 @@ def prepare_seed(task: dict) -> dict:
 
 def dedup_threshold(pool: list) -> float:
     """Half the median nearest-neighbour SOAP distance between pool frames (normalised SOAP vectors)."""
-    from aiida_mofmlp.engines._select_sampling import min_distances
-    from aiida_mofmlp.engines._select_soap import SoapSettings, soap_descriptors
+    from aiida_mofmlp.engines.selection.sampling import min_distances
+    from aiida_mofmlp.engines.selection.soap import SoapSettings, soap_descriptors
 
     x = soap_descriptors(pool, SoapSettings.from_dict(SOAP))
     nearest = [min_distances(x[i : i + 1], np.delete(x, i, axis=0))[0] for i in range(len(x))]

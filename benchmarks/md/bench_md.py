@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ def main() -> None:
     from mace.calculators import MACECalculator
 
     from aiida_mofmlp.common.frames import write_frames
-    from aiida_mofmlp.engines.lammps_md import run_md
+    from aiida_mofmlp.engines.lammps.md import run_md
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_md_"))
     if args.structure:
@@ -45,8 +44,7 @@ def main() -> None:
         atoms = read(Path(RASPA2.__file__).parent / "share" / "raspa" / "structures" / "cif" / "MIL-47.cif")
     model = args.model
     if model is None:
-        sys.path.insert(0, str(Path(__file__).parents[2] / "tests" / "engines"))
-        from _tiny_model import build_tiny_model
+        from aiida_mofmlp.engines.mace.toy import build_tiny_model
 
         species = sorted(set(atoms.get_chemical_symbols()))
         model = str(build_tiny_model(species, tmp / "tiny.model"))

@@ -1,7 +1,7 @@
 """Time and peak memory of the selection engine vs number of frames (streaming vs naive SOAP).
 
 Frames: a MOF-like test cell of 108 atoms (Zn, O, C, N, H on an expanded fcc lattice, density about
-0.03 atoms/Angstrom^3 as in MOFs), each frame randomly rattled. SOAP at the seed-000 defaults
+0.03 atoms/Angstrom^3 as in MOFs), each frame randomly rattled. SOAP at the MIL-120 paper's defaults
 (r_cut 6.0, n_max 9, l_max 3; 5 species -> 4140 features per frame).
 
 Every measurement runs in a fresh subprocess so that ``ru_maxrss`` (peak resident memory) belongs to it
@@ -51,7 +51,7 @@ def _peak_rss_mib() -> float:
 
 
 def measure_soap(mode: str, n_frames: int) -> dict:
-    from aiida_mofmlp.engines._select_soap import soap_descriptors, soap_descriptors_naive
+    from aiida_mofmlp.engines.selection.soap import soap_descriptors, soap_descriptors_naive
 
     settings = {**SOAP, "dtype": "float32"}
     frames = mof_like_frames(n_frames) if mode == "stream" else list(mof_like_frames(n_frames))
@@ -86,12 +86,12 @@ def measure_soap(mode: str, n_frames: int) -> dict:
 
 def measure_choose(n_rows: int, n_select: int = 200) -> list[dict]:
     """k-means / FPS cost on an n_rows x 4140 descriptor matrix (real SOAP of 200 frames + noise)."""
-    from aiida_mofmlp.engines._select_sampling import (
+    from aiida_mofmlp.engines.selection.sampling import (
         farthest_point_sampling,
         kmeans_sampling,
         pca_fit_transform,
     )
-    from aiida_mofmlp.engines._select_soap import normalize_rows, soap_descriptors
+    from aiida_mofmlp.engines.selection.soap import normalize_rows, soap_descriptors
 
     base = soap_descriptors(mof_like_frames(200), {**SOAP, "dtype": "float32"}, species=SPECIES)
     rng = np.random.default_rng(1)

@@ -9,7 +9,7 @@ pytest.importorskip("mace")
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from aiida_mofmlp.engines.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
 
     return make_small_model(["H", "C", "O"], tmp_path_factory.mktemp("model") / "tiny.model", r_max=4.0)
 

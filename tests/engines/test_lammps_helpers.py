@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from aiida_mofmlp.engines._lammps_gcmc import (
+from aiida_mofmlp.engines.lammps.gcmc import (
     block_average,
     molecules_to_mol_per_kg,
     peng_robinson_fugacity_coefficient,
     read_guest,
 )
-from aiida_mofmlp.engines._lammps_mace import ase_to_lammps_virial, lammps_cell
-from aiida_mofmlp.engines.lammps_md import InputError, load_settings, main, normalise_segments
+from aiida_mofmlp.engines.lammps.mace_driver import ase_to_lammps_virial, lammps_cell
+from aiida_mofmlp.engines.lammps.md import InputError, load_settings, main, normalise_segments
 
 
 def test_lammps_cell_is_lower_triangular_and_preserves_geometry():
@@ -103,7 +103,7 @@ def test_main_reports_bad_input(tmp_path, capsys):
 
 
 def test_scale_timestep_keeps_simulated_time_and_validates():
-    from aiida_mofmlp.workflows.lammps_md import get_protocol, scale_timestep
+    from aiida_mofmlp.workflows.lammps.base import get_protocol, scale_timestep
 
     parameters = get_protocol(
         "fast", {"parameters": {"segments": [{"steps": 100, "temperature": [300, 600]}]}}
@@ -120,7 +120,7 @@ def test_scale_timestep_keeps_simulated_time_and_validates():
 
 @pytest.mark.parametrize("protocol", ["fast", "balanced", "stringent"])
 def test_protocols_are_valid_engine_settings(protocol):
-    from aiida_mofmlp.workflows.lammps_md import get_protocol
+    from aiida_mofmlp.workflows.lammps.base import get_protocol
 
     settings = load_settings(get_protocol(protocol)["parameters"])
     assert settings["timestep_fs"] == 0.5

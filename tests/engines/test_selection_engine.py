@@ -15,8 +15,8 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from aiida_mofmlp.common import frames as fr
-from aiida_mofmlp.engines import selection as sel
-from aiida_mofmlp.engines._select_soap import soap_descriptors_naive
+from aiida_mofmlp.engines.selection import select as sel
+from aiida_mofmlp.engines.selection.soap import soap_descriptors_naive
 
 SMALL_SOAP = {"r_cut": 4.5, "n_max": 4, "l_max": 2}
 

@@ -9,9 +9,9 @@ from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 
 from aiida_mofmlp.common import frames as fr
-from aiida_mofmlp.workflows.active_learning import ActiveLearningWorkChain
+from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 def _creator_inputs(node: orm.Node) -> dict[str, orm.Node]:
@@ -34,6 +34,26 @@ def _cp2k_calculations_behind(training_set: orm.Node) -> set[str]:
             continue
         queue.extend(_creator_inputs(node).values())
     return found
+
+
+def _returned_outputs(process: orm.ProcessNode) -> dict[str, orm.Data]:
+    """Every output node of ``process`` by its full link label (namespaces joined with ``__``)."""
+    links = process.base.links.get_outgoing(link_type=LinkType.RETURN).all()
+    return {link.link_label: link.node for link in links}
+
+
+def test_every_output_is_made_by_a_calcfunction_or_a_calcjob(finished_al_run):
+    outputs = _returned_outputs(finished_al_run)
+    nested = {label for label in outputs if "__" in label}
+    assert {"iterations", "training_set", "validation"} <= set(outputs)
+    assert any(label.startswith("history__models_01__") for label in nested)  # namespaces are walked
+    for label, node in outputs.items():
+        creator = node.creator
+        assert creator is not None, f"output {label} ({node.__class__.__name__}<{node.pk}>) has no creator"
+        assert isinstance(creator, orm.CalcFunctionNode | orm.CalcJobNode), (
+            f"output {label} was created by {creator.process_label}<{creator.pk}>, not a calcfunction/CalcJob"
+        )
+    assert outputs["iterations"].creator.process_label == "tabulate_iterations"
 
 
 def test_two_iterations_run_to_the_end_with_outputs(finished_al_run):

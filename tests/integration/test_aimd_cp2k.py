@@ -11,9 +11,9 @@ from aiida.engine import run_get_node
 from ase import Atoms
 
 from aiida_mofmlp.common import frames as fr
-from aiida_mofmlp.workflows._cp2k_inputs import get_protocol
-from aiida_mofmlp.workflows.aimd import AimdWorkChain, md_parameters
-from aiida_mofmlp.workflows.cp2k_single_point import Cp2kSinglePointWorkChain
+from aiida_mofmlp.workflows.cp2k.aimd import AimdWorkChain, md_parameters
+from aiida_mofmlp.workflows.cp2k.base import Cp2kSinglePointWorkChain
+from aiida_mofmlp.workflows.cp2k.inputs import get_protocol
 
 os.environ["OMP_NUM_THREADS"] = "1"
 
@@ -57,14 +57,15 @@ def test_aimd_trajectory_is_labelled_in_ev_and_matches_a_single_point(require_co
     frames = trajectory.get_frames()
     calculation = node.called[0]
     assert {atoms.info["calc_uuid"] for atoms in frames} == {calculation.uuid}
+    assert calculation.outputs.md_trajectory.get_array("forces").shape == (5, 3, 3)
     assert [atoms.info["step"] for atoms in frames] == [0, 1, 2, 3, 4]
     assert all(atoms.info["source"] == "aimd" and atoms.info["temperature"] == 300.0 for atoms in frames)
     assert not np.allclose(frames[0].positions, frames[-1].positions)
 
     _, sp_node = run_get_node(Cp2kSinglePointWorkChain.get_builder_from_protocol(code, structure, "fast"))
     assert sp_node.is_finished_ok
-    from aiida_mofmlp.workflows._cp2k_labels import read_labels
+    from aiida_mofmlp.workflows.functions.labels import read_labels
 
-    labels = read_labels(sp_node.outputs.retrieved)
+    labels = read_labels(sp_node.outputs.labels)
     assert fr.get_energy(frames[0]) == pytest.approx(labels["energy"], abs=1e-4)
     np.testing.assert_allclose(fr.get_forces(frames[0]), labels["forces"], atol=1e-3)

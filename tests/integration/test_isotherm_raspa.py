@@ -8,7 +8,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mofmlp.common.frames import guest_ids
-from aiida_mofmlp.workflows.isotherm import IsothermWorkChain, cif_charges
+from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain, cif_charges
 
 
 @pytest.mark.integration
@@ -30,6 +30,11 @@ def test_co2_isotherm_and_snapshots(require_code, raspa_share_dir):
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    # every RASPA calculation went through the mofmlp.raspa parser (the work chain reads no files)
+    calcs = [child for child in node.called if child.process_type == "aiida.calculations:raspa"]
+    assert len(calcs) == 5  # Widom, 2 pressures, 2 loadings
+    assert {calc.get_option("parser_name") for calc in calcs} == {"mofmlp.raspa"}
+    assert all("loading_blocks" in calc.outputs.output_parameters["framework"] for calc in calcs)
 
     assert results["force_field"]["unit_cells"] == [3, 1, 2]
     widom = results["widom"].get_dict()

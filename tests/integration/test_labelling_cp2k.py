@@ -17,8 +17,8 @@ from ase import Atoms
 
 from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.workflows.cp2k_single_point import Cp2kSinglePointWorkChain
-from aiida_mofmlp.workflows.labelling import LabellingWorkChain
+from aiida_mofmlp.workflows.cp2k.base import Cp2kSinglePointWorkChain
+from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +73,7 @@ def test_fast_labelling_with_guest(require_code):
     assert len(labelled) == 2
     assert labelled.has_energy and labelled.has_forces and labelled.has_stress
     assert results["failed"]["count"] == 0
+    assert results["failed"].creator.process_label == "record_failures"
     jobs = {job.uuid: job for job in calcjobs(node)}
     assert len(jobs) >= 3  # two frames + the guest (+ restarts, if any)
     assert len({atoms.info["calc_uuid"] for atoms in labelled.iter_frames()}) == 2
@@ -85,7 +86,7 @@ def test_fast_labelling_with_guest(require_code):
         assert atoms.info["parent_index"] == i
         assert atoms.info["source"] == "test"  # metadata of the input frame kept
         job = jobs[atoms.info["calc_uuid"]]
-        assert inputs_of_creators[job.outputs.retrieved.uuid] == f"frame_{i}"
+        assert inputs_of_creators[job.outputs.labels.uuid] == f"frame_{i}"  # the parser's labels node
         assert np.allclose(job.inputs.structure.get_ase().positions, atoms.positions)
         assert job.inputs.structure.creator.process_label == "extract_frames"
     energies = results["guest_energies"].get_dict()
@@ -110,6 +111,8 @@ def test_scf_failure_recovered(require_code):
     assert len(jobs) == 2
     first_output = jobs[0].outputs.retrieved.base.repository.get_object_content("aiida.out")
     assert "SCF run NOT converged" in first_output
+    assert jobs[0].exit_status == jobs[0].process_class.exit_codes.ERROR_SCF_NOT_CONVERGED.status
+    assert jobs[1].is_finished_ok and "labels" in jobs[1].outputs
     second = jobs[1].inputs.parameters.get_dict()["FORCE_EVAL"]["DFT"]
     assert second["SCF"]["MAX_SCF"] == 200 and second["SCF"]["SCF_GUESS"] == "RESTART"
     assert jobs[1].inputs.parent_calc_folder.uuid == jobs[0].outputs.remote_folder.uuid

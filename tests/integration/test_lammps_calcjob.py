@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from ase.io import read
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "engines"))
-from _tiny_model import build_tiny_model
+from aiida_mofmlp.engines.mace.toy import build_tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +58,14 @@ def test_calcjob_rejects_inconsistent_parameters(md_inputs):
 
 
 def test_workchain_restarts_with_smaller_timestep(md_inputs):
-    from aiida_mofmlp.workflows.lammps_md import LammpsMdBaseWorkChain
+    from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
 
     builder = LammpsMdBaseWorkChain.get_builder_from_protocol(
-        md_inputs["code"], md_inputs["structure"], md_inputs["model"], protocol="fast", overrides=RUNAWAY
+        md_inputs["code"],
+        md_inputs["structure"],
+        md_inputs["model"],
+        protocol="fast",
+        overrides={"md": {"parameters": RUNAWAY}},
     )
     builder.min_timestep_fs = orm.Float(0.2)
     _, node = run_get_node(builder)
@@ -79,11 +79,15 @@ def test_workchain_restarts_with_smaller_timestep(md_inputs):
 
 
 def test_workchain_keeps_frames_on_blowup_when_asked(md_inputs):
-    from aiida_mofmlp.workflows.lammps_md import LammpsMdBaseWorkChain
+    from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
 
     # the same runaway as above: with keep_frames_on_blowup there is no restart
     builder = LammpsMdBaseWorkChain.get_builder_from_protocol(
-        md_inputs["code"], md_inputs["structure"], md_inputs["model"], protocol="fast", overrides=RUNAWAY
+        md_inputs["code"],
+        md_inputs["structure"],
+        md_inputs["model"],
+        protocol="fast",
+        overrides={"md": {"parameters": RUNAWAY}},
     )
     builder.keep_frames_on_blowup = orm.Bool(True)
     results, node = run_get_node(builder)

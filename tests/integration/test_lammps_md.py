@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from ase.io import read
 
 from aiida_mofmlp.common.frames import guest_ids, read_frames, write_frames
-from aiida_mofmlp.engines.lammps_md import ENERGY_KEY, FORCES_KEY, STRESS_KEY, main, run_md
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "engines"))
-from _tiny_model import build_tiny_model
+from aiida_mofmlp.engines.lammps.md import ENERGY_KEY, FORCES_KEY, STRESS_KEY, main, run_md
+from aiida_mofmlp.engines.mace.toy import build_tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -169,7 +165,7 @@ def test_console_script(tmp_path, tiny_model, mil47, monkeypatch):
 
 def test_native_pair_style_absent_is_a_clear_error(tmp_path, tiny_model, mil47):
     from aiida_mofmlp.common.lammps import import_lammps
-    from aiida_mofmlp.engines.lammps_md import InputError
+    from aiida_mofmlp.engines.lammps.md import InputError
 
     lmp = import_lammps().lammps(cmdargs=["-screen", "none", "-log", "none"])
     has_mace = lmp.has_style("pair", "mace")

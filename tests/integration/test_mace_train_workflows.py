@@ -11,8 +11,8 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 
-from aiida_mofmlp.engines._mace_toy import TOY_SPECIES, label_with_model, toy_frames
-from aiida_mofmlp.engines.foundation import make_small_model
+from aiida_mofmlp.engines.mace.foundation import make_small_model
+from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, label_with_model, toy_frames
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,15 @@ def nodes(aiida_profile, tmp_path):
 
 def test_restart_after_divergence(nodes, require_code):
     from aiida_mofmlp.calculations.mace_train import MaceTrainCalculation
-    from aiida_mofmlp.workflows.mace_train import MaceTrainBaseWorkChain
+    from aiida_mofmlp.workflows.mace.base import MaceTrainBaseWorkChain
 
     builder = MaceTrainBaseWorkChain.get_builder_from_protocol(
         require_code("train"),
         nodes["training_set"],
         nodes["foundation_model"],
         protocol="fast",
-        overrides={**FAST, "lr": 1e12, "stage_two": False},  # a real NaN loss in the first run
+        # a real NaN loss in the first run
+        overrides={"train": {"parameters": {**FAST, "lr": 1e12, "stage_two": False}}},
         validation_set=nodes["validation_set"],
         seed=3,
     )
@@ -65,16 +66,16 @@ def test_restart_after_divergence(nodes, require_code):
 
 def test_ensemble_and_deviation(nodes, require_code):
     from aiida_mofmlp.data.structure_set import StructureSetData
-    from aiida_mofmlp.engines.deviation import compute_deviation
-    from aiida_mofmlp.workflows.deviation import DeviationBaseWorkChain
-    from aiida_mofmlp.workflows.ensemble import EnsembleTrainingWorkChain
+    from aiida_mofmlp.engines.mace.deviation import compute_deviation
+    from aiida_mofmlp.workflows.mace.deviation import DeviationBaseWorkChain
+    from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
 
     builder = EnsembleTrainingWorkChain.get_builder_from_protocol(
         require_code("train"),
         nodes["training_set"],
         nodes["foundation_model"],
         protocol="fast",
-        overrides={**FAST, "max_num_epochs": 2},
+        overrides={"train": {"train": {"parameters": {**FAST, "max_num_epochs": 2}}}},
         validation_set=nodes["validation_set"],
         first_seed=10,
     )
@@ -92,7 +93,7 @@ def test_ensemble_and_deviation(nodes, require_code):
         frames,
         [models["model_0"], models["model_1"]],
         protocol="fast",
-        overrides={"dtype": "float64"},
+        overrides={"deviation": {"parameters": {"dtype": "float64"}}},
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message

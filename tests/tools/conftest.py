@@ -34,10 +34,10 @@ def small_training_run(aiida_profile, zn_bdc_dabco_cif, tmp_path_factory) -> dic
     from aiida_mofmlp.cli.setup import ensure_codes, ensure_localhost
     from aiida_mofmlp.common.frames import composition_e0s
     from aiida_mofmlp.data import MaceModelData, StructureSetData
-    from aiida_mofmlp.engines.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
     from aiida_mofmlp.tools.intake import load_cif
-    from aiida_mofmlp.workflows.ensemble import EnsembleTrainingWorkChain
-    from aiida_mofmlp.workflows.labelling import LabellingWorkChain
+    from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
+    from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
 
     codes = ensure_codes(ensure_localhost())
     for kind in ("cp2k", "train"):
@@ -76,7 +76,9 @@ def small_training_run(aiida_profile, zn_bdc_dabco_cif, tmp_path_factory) -> dic
         labelled,
         foundation,
         protocol="fast",
-        overrides={"max_num_epochs": 2, "batch_size": 2, "mode": "naive"},
+        overrides={
+            "train": {"train": {"parameters": {"max_num_epochs": 2, "batch_size": 2, "mode": "naive"}}}
+        },
     )
     results, ensemble = run_get_node(builder)
     assert ensemble.is_finished_ok, ensemble.exit_message

@@ -112,7 +112,7 @@ def test_stress_labels_are_exported_and_trained_on(small_training_run, tmp_path)
 
     from aiida_mofmlp.cli.setup import ensure_codes, ensure_localhost
     from aiida_mofmlp.data import StructureSetData
-    from aiida_mofmlp.workflows.labelling import LabellingWorkChain
+    from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
 
     code = ensure_codes(ensure_localhost())["cp2k"]
     frames = StructureSetData.from_frames([small_training_run["pool"].get_frame(0)])

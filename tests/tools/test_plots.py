@@ -34,7 +34,7 @@ def _image_shape(path) -> tuple[int, ...]:
 @pytest.fixture(scope="module")
 def predicted(small_training_run, tmp_path_factory):
     """The labelled frames with the ensemble-mean predictions of the two trained models, and the deviation."""
-    from aiida_mofmlp.engines.deviation import compute_deviation
+    from aiida_mofmlp.engines.mace.deviation import compute_deviation
 
     folder = tmp_path_factory.mktemp("models")
     paths = []
@@ -110,7 +110,7 @@ def test_training_curves_of_the_ensemble(small_training_run, tmp_path):
 
 
 def test_soap_map_of_a_real_selection(small_training_run, tmp_path):
-    from aiida_mofmlp.workflows.selection import get_parameters_from_protocol, select_frames
+    from aiida_mofmlp.workflows.selection.base import get_parameters_from_protocol, select_frames
 
     labelled = small_training_run["labelled"]
     parameters = get_parameters_from_protocol("fast", {"n_select": 1, "pca_components": None})

@@ -11,12 +11,12 @@ from ase.build import molecule
 from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.common.loading import fold_guests, place_guests
 from aiida_mofmlp.data import GuestMoleculeData, StructureSetData
-from aiida_mofmlp.workflows import _al_frames as alf
-from aiida_mofmlp.workflows.active_learning import (
+from aiida_mofmlp.workflows.active_learning.workchain import (
     ActiveLearningWorkChain,
     validate_inputs,
     validate_parameters,
 )
+from aiida_mofmlp.workflows.functions import active_learning as alf
 
 
 def _framework() -> Atoms:
@@ -177,7 +177,7 @@ def test_bad_loop_parameters_are_named(parameters, message):
 
 def test_loadings_need_a_guest_and_models_need_every_element(aiida_profile, tmp_path):
     from aiida_mofmlp.data import MaceModelData
-    from aiida_mofmlp.engines.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
 
     structure = orm.StructureData(ase=_framework())
     inputs = {"structure": structure, "parameters": orm.Dict({"loadings": [1]})}
@@ -191,7 +191,7 @@ def test_loadings_need_a_guest_and_models_need_every_element(aiida_profile, tmp_
 
 def test_builder_from_protocol_resolves_every_stage(aiida_profile, mofmlp_codes, tmp_path):
     from aiida_mofmlp.data import MaceModelData
-    from aiida_mofmlp.engines.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
 
     structure = orm.StructureData(ase=molecule("H2O", vacuum=4.0, pbc=True))
     model = MaceModelData.from_file(make_small_model(["H", "O", "C"], tmp_path / "m.model"))
@@ -238,3 +238,76 @@ def test_collect_frames_tags_frames_and_drops_collapsed_ones(aiida_profile):
     assert len(pool) == 1 and pool.base.attributes.get("n_dropped_too_close") == 1
     atoms = pool.get_frame(0)
     assert atoms.info["target_temperature"] == 300.0 and atoms.info["loading"] == 0
+
+
+def test_tabulate_iterations_fills_rows_from_the_decisions(aiida_profile):
+    rows = [
+        {"iteration": 0, "n_explored": 10, "n_selected": 4, "n_labelled": 4},
+        {"iteration": 1, "n_training": 4, "valid_mae_f": None, "n_selected": 2, "converged": False},
+        {"iteration": 2, "n_training": 6, "valid_mae_f": 0.1, "n_selected": 0},
+    ]
+    explored = _explored([0, 1])
+    settings = {"trust": {"lo": 0.06, "hi": 0.24}, "converged_fraction": 0.5, "n_blowups": 0}
+    first = alf.assess_exploration(explored, _deviation([0.01, 0.1]), orm.Dict(settings))["summary"]
+    second = alf.assess_exploration(explored, _deviation([0.01, 0.02]), orm.Dict(settings))["summary"]
+    table = alf.tabulate_iterations(
+        orm.List(rows),
+        orm.Dict({"trust": settings["trust"], "converged_fraction": 0.5}),
+        convergence_01=first,
+        convergence_02=second,
+    )
+    assert table.creator is not None and table.creator.process_label == "tabulate_iterations"
+    result = table.get_dict()
+    assert result["n_iterations"] == 2 and result["converged"] is True  # iteration 2 converged
+    assert result["rows"][0] == rows[0]  # the initial sampling has no decision
+    assert result["rows"][1]["converged"] is False and result["rows"][1]["n_candidates"] == 1
+    assert result["rows"][1]["per_loading"] == first["per_loading"]
+    assert result["rows"][2]["fraction_below_lo"] == 1.0 and result["rows"][2]["valid_mae_f"] == 0.1
+    assert result["units"] == {"sigma": "eV/Angstrom", "valid_mae_f": "eV/Angstrom"}
+
+
+def test_loop_defaults_and_protocols_come_from_the_protocol_file():
+    from aiida_mofmlp.workflows.active_learning.settings import default_parameters, override_keys
+
+    assert ActiveLearningWorkChain.get_default_protocol() == "balanced"
+    assert set(ActiveLearningWorkChain.get_available_protocols()) == {"fast", "balanced", "stringent"}
+    defaults = default_parameters()
+    assert defaults["loadings"] == [] and defaults["first_iteration"] == 1
+    assert set(override_keys()) == {"parameters", "cp2k", "mace", "md", "deviation", "raspa", "selection"}
+    fast = ActiveLearningWorkChain.get_protocol_inputs("fast")["parameters"]
+    assert set(fast) == set(defaults)  # every protocol is a delta over the defaults
+    assert fast["max_iterations"] == 3 and fast["stages"]["cp2k"] == "fast"
+    error = validate_parameters(orm.Dict({"max_iteration": 3}))
+    assert "unknown keys ['max_iteration']" in error and "'max_iterations'" in error
+
+
+def test_builder_overrides_may_be_a_yaml_file(aiida_profile, mofmlp_codes, tmp_path):
+    import yaml
+
+    from aiida_mofmlp.data import MaceModelData
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
+
+    structure = orm.StructureData(ase=molecule("H2O", vacuum=4.0, pbc=True))
+    model = MaceModelData.from_file(make_small_model(["H", "O", "C"], tmp_path / "m.model"))
+    overrides = {
+        "parameters": {"loadings": [3], "max_iterations": 2},
+        "mace": {"ensemble_size": 3, "train": {"train": {"parameters": {"max_num_epochs": 2}}}},
+        "md": {"md": {"parameters": {"steps": 50}}},
+    }
+    path = tmp_path / "overrides.yaml"
+    path.write_text(yaml.safe_dump(overrides))
+    from_file = ActiveLearningWorkChain.get_builder_from_protocol(
+        structure, model, mofmlp_codes, guest="CO2", protocol="fast", overrides=path
+    )
+    from_dict = ActiveLearningWorkChain.get_builder_from_protocol(
+        structure, model, mofmlp_codes, guest="CO2", protocol="fast", overrides=overrides
+    )
+    params = from_file.parameters.get_dict()
+    assert params == from_dict.parameters.get_dict()
+    assert params["loadings"] == [3] and params["max_iterations"] == 2
+    assert from_file.training.ensemble_size.value == 3
+    assert from_file.training.train.train.parameters["max_num_epochs"] == 2
+    assert "training_set" not in from_file.training.train.train  # the loop sets it per iteration
+    assert "first_seed" not in from_file.training
+    assert from_file.md.md.parameters["steps"] == 50
+    assert from_file.raspa.parameters["snapshot_loadings"] == [3]

@@ -1,4 +1,7 @@
-"""CP2K protocols, generated inputs (file regression), SCF escalation and output parsing (no CP2K run)."""
+"""CP2K protocols, generated inputs (file regression) and SCF escalation (no CP2K run).
+
+The output parsing is tested on real CP2K outputs in tests/parsers/test_cp2k_parser.py.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,7 @@ from pathlib import Path
 import pytest
 from aiida_cp2k.utils import Cp2kInput
 
-from aiida_mofmlp.workflows import _cp2k_inputs as ci
-from aiida_mofmlp.workflows.cp2k_single_point import abort_message
+from aiida_mofmlp.workflows.cp2k import inputs as ci
 
 DATA = Path(__file__).parent / "test_cp2k_inputs"
 MOF_ELEMENTS = ["Zn", "O", "C", "H"]
@@ -107,21 +109,101 @@ def test_escalate_scf_stages():
         ci.escalate_scf(base, 4)
 
 
-def test_parse_single_point_units():
-    """Hartree -> eV, Hartree/Bohr -> eV/Angstrom, GPa (CP2K sign) -> eV/Angstrom^3 (ASE sign)."""
-    parsed = ci.parse_single_point((DATA / "xtb_h2o_unconverged.out").read_text())
-    assert parsed["energy"] == pytest.approx(-5.748029349502604 * 27.211386245988)
-    assert parsed["forces"].shape == (3, 3)
-    assert parsed["forces"][0, 1] == pytest.approx(0.01233907 * 27.211386245988 / 0.529177210903)
-    assert parsed["stress"][0, 0] == pytest.approx(5.91765594117e-01 / 160.21766208)
-    assert parsed["stress"][2, 2] == pytest.approx(-7.36789933901e-02 / 160.21766208)
-    assert parsed["scf_converged"] is False
-    assert parsed["completed"] is True
-    assert parsed["walltime_exceeded"] is False
+# --- builders of the three CP2K work chains (ProtocolMixin, cp2k.yaml) ----------------------------------
 
 
-def test_parse_abort():
-    text = (DATA / "xtb_oh_abort.out").read_text()
-    parsed = ci.parse_single_point(text)
-    assert parsed["energy"] is None and parsed["forces"] is None
-    assert abort_message(text) == "Use the LSD option for an odd number of electrons"
+@pytest.fixture
+def cp2k_code(aiida_localhost):
+    from aiida import orm
+
+    return orm.InstalledCode(
+        label="cp2k-builders",
+        computer=aiida_localhost,
+        filepath_executable="/usr/bin/cp2k.psmp",
+        default_calc_job_plugin="cp2k",
+    ).store()
+
+
+def _water():
+    from ase import Atoms
+
+    return Atoms(
+        "OH2", positions=[[2.5, 2.5, 2.5], [3.257, 3.086, 2.5], [1.743, 3.086, 2.5]], cell=[5] * 3, pbc=True
+    )
+
+
+def test_protocols_of_the_work_chains():
+    from aiida_mofmlp.workflows.cp2k.aimd import AimdWorkChain
+    from aiida_mofmlp.workflows.cp2k.base import Cp2kSinglePointWorkChain
+    from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
+
+    for cls in (Cp2kSinglePointWorkChain, LabellingWorkChain, AimdWorkChain):
+        assert cls._protocol_file == "cp2k.yaml"
+        assert cls.get_default_protocol() == "fast"
+        assert list(cls.get_available_protocols()) == ["fast", "balanced", "stringent"]
+        assert cls.get_available_protocols()["fast"]["description"].startswith("GFN1-xTB")
+    assert ci.available_protocols() == ["fast", "balanced", "stringent"]
+
+
+@pytest.mark.parametrize("protocol", ["fast", "stringent"])
+def test_single_point_builder(cp2k_code, serialize_builder, data_regression, protocol):
+    from aiida import orm
+
+    from aiida_mofmlp.workflows.cp2k.base import Cp2kSinglePointWorkChain
+
+    builder = Cp2kSinglePointWorkChain.get_builder_from_protocol(
+        cp2k_code, orm.StructureData(ase=_water()), protocol, compute_stress=True
+    )
+    assert builder.cp2k.metadata.options["parser_name"] == "mofmlp.cp2k"
+    data_regression.check(serialize_builder(builder))
+
+
+def test_labelling_builder(cp2k_code, serialize_builder, data_regression):
+    from aiida_mofmlp.data.guest import GuestMoleculeData
+    from aiida_mofmlp.data.structure_set import StructureSetData
+    from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
+
+    builder = LabellingWorkChain.get_builder_from_protocol(
+        cp2k_code,
+        StructureSetData.from_frames([_water(), _water()]),
+        protocol="fast",
+        overrides={"max_iterations": 3, "options": {"max_wallclock_seconds": 600}},
+        compute_stress=True,
+        options={"queue_name": "debug"},
+        guests={"CO2": GuestMoleculeData.builtin("CO2")},
+        max_concurrent=2,
+    )
+    assert builder.single_point.max_iterations.value == 3
+    assert builder.max_failed_fraction.value == 0.1  # from the protocol's labelling block
+    data_regression.check(serialize_builder(builder))
+
+
+def test_aimd_builder(cp2k_code, serialize_builder, data_regression, tmp_path):
+    from aiida import orm
+
+    from aiida_mofmlp.workflows.cp2k.aimd import AimdWorkChain
+
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(
+        "aimd:\n  timestep_fs: 1.0\n  discard_steps: 2\noptions:\n  max_wallclock_seconds: 900\n"
+    )
+    builder = AimdWorkChain.get_builder_from_protocol(
+        cp2k_code, orm.StructureData(ase=_water()), "fast", overrides, steps=20, temperature=350.0
+    )
+    md = builder.cp2k.parameters["MOTION"]["MD"]
+    assert (md["STEPS"], md["TIMESTEP"], md["TEMPERATURE"]) == (20, 1.0, 350.0)
+    assert builder.discard_steps.value == 2
+    assert builder.cp2k.metadata.options["max_wallclock_seconds"] == 900
+    data_regression.check(serialize_builder(builder))
+
+
+def test_aimd_builder_defaults_from_protocol(cp2k_code):
+    from aiida import orm
+
+    from aiida_mofmlp.workflows.cp2k.aimd import AimdWorkChain
+
+    builder = AimdWorkChain.get_builder_from_protocol(cp2k_code, orm.StructureData(ase=_water()))
+    md = builder.cp2k.parameters["MOTION"]["MD"]
+    assert (md["STEPS"], md["TIMESTEP"], md["TEMPERATURE"]) == (10000, 0.5, 300.0)
+    assert md["THERMOSTAT"]["NOSE"]["TIMECON"] == 100.0
+    assert builder.temperature.value == 300.0 and builder.discard_steps.value == 0

@@ -7,9 +7,10 @@ import pytest
 from ase import Atoms
 
 from aiida_mofmlp.data.guest import BUILTIN_GUESTS
-from aiida_mofmlp.workflows import _raspa_forcefield as ff
-from aiida_mofmlp.workflows import _raspa_results as rr
-from aiida_mofmlp.workflows.isotherm import DEFAULTS, get_protocol, validate_parameters
+from aiida_mofmlp.parsers.parse_raw import raspa as raw
+from aiida_mofmlp.workflows.raspa import forcefield as ff
+from aiida_mofmlp.workflows.raspa import results as rr
+from aiida_mofmlp.workflows.raspa.isotherm import PARAMETER_KEYS, get_protocol, validate_parameters
 
 
 def _sites(name):
@@ -99,7 +100,7 @@ def test_validate_parameters_messages():
 @pytest.mark.parametrize("name", ["fast", "balanced", "stringent"])
 def test_protocols_are_valid(name):
     parameters = get_protocol(name)
-    assert set(parameters) == set(DEFAULTS)
+    assert set(parameters) == PARAMETER_KEYS
     assert validate_parameters(parameters) is None
 
 
@@ -124,12 +125,12 @@ Component 0 [CO2]
 
 
 def test_loading_blocks_and_drift():
-    blocks = rr.loading_blocks(OUTPUT)
+    blocks = raw.loading_blocks(OUTPUT)
     assert blocks == [10.0, 10.0, 12.0, 14.0, 14.0]
-    assert rr.relative_drift(blocks) == pytest.approx(4.0 / 12.0)
-    assert rr.relative_drift([0.0, 0.0, 0.1, 0.2]) == pytest.approx(0.15)  # floor of 1 molecule
-    assert rr.relative_drift([1.0]) is None
-    assert rr.loading_blocks("no such section") == []
+    assert raw.relative_drift(blocks) == pytest.approx(4.0 / 12.0)
+    assert raw.relative_drift([0.0, 0.0, 0.1, 0.2]) == pytest.approx(0.15)  # floor of 1 molecule
+    assert raw.relative_drift([1.0]) is None
+    assert raw.loading_blocks("no such section") == []
 
 
 def test_snapshot_rebuilds_whole_linear_co2_across_the_boundary():
@@ -143,7 +144,7 @@ def test_snapshot_rebuilds_whole_linear_co2_across_the_boundary():
     centre = np.array([9.9, 5.0, 5.0])
     sites = np.array([centre, centre + 1.16 * axis, centre - 1.16 * axis]) % 10.0
     restart = "\n".join(f"Adsorbate-atom-position: 0 {k} {x} {y} {z}" for k, (x, y, z) in enumerate(sites))
-    parsed = rr.restart_guest_sites(restart, 3)
+    parsed = raw.restart_guest_sites(restart, 3)
     framework = Atoms("Zn", positions=[[0, 0, 0]], cell=np.eye(3) * 10.0, pbc=True)
     frame = rr.build_snapshot(framework, [1, 1, 1], ["C", "O", "O"], atom_ref, site_ref, parsed)
     ids = frame.arrays["guest_id"]
@@ -184,6 +185,6 @@ def test_enthalpy_of_adsorption_reads_kj_per_mol_and_drops_nan():
         "\tAverage          -2775.07386 +/-         226.512216 [K]\n"
         "\t                   -23.07325 +/-           1.883328 [KJ/MOL]\n"
     )
-    assert rr.enthalpy_of_adsorption(text) == (pytest.approx(-23.07325), pytest.approx(1.883328))
-    assert rr.enthalpy_of_adsorption(text.replace("-23.07325", "nan")) == (None, None)
-    assert rr.enthalpy_of_adsorption("nothing here") == (None, None)
+    assert raw.enthalpy_of_adsorption(text) == (pytest.approx(-23.07325), pytest.approx(1.883328))
+    assert raw.enthalpy_of_adsorption(text.replace("-23.07325", "nan")) == (None, None)
+    assert raw.enthalpy_of_adsorption("nothing here") == (None, None)

@@ -65,7 +65,7 @@ def _sigma(n: int) -> orm.ArrayData:
 
 
 def test_select_frames_calcfunction(pool, training, frames):
-    from aiida_mofmlp.workflows.selection import select_frames
+    from aiida_mofmlp.workflows.selection.base import select_frames
 
     params = {
         **SMALL,
@@ -145,7 +145,7 @@ def test_select_calculation_validates_inputs(pool, mofmlp_codes):
 
 
 def test_selection_workchain_from_protocol(pool, mofmlp_codes):
-    from aiida_mofmlp.workflows.selection import SelectionWorkChain, get_parameters_from_protocol
+    from aiida_mofmlp.workflows.selection.base import SelectionWorkChain, get_parameters_from_protocol
 
     assert get_parameters_from_protocol("balanced")["soap"] == {
         "r_cut": 6.0,
@@ -156,7 +156,10 @@ def test_selection_workchain_from_protocol(pool, mofmlp_codes):
     with pytest.raises(ValueError, match="unknown selection protocol 'huge'"):
         get_parameters_from_protocol("huge")
     builder = SelectionWorkChain.get_builder_from_protocol(
-        mofmlp_codes["select"], pool, protocol="fast", overrides={"n_select": 4, **SMALL, "pca_components": 5}
+        mofmlp_codes["select"],
+        pool,
+        protocol="fast",
+        overrides={"select": {"parameters": {"n_select": 4, **SMALL, "pca_components": 5}}},
     )
     outputs, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message

@@ -1,1 +1,1 @@
-"""app layer of aiida-mofmlp (see DESIGN.md)."""
+"""AiiDAlab app (one folder per wizard step). See docs/source/developer.md for the layers."""

@@ -1,1 +1,1 @@
-"""calculations layer of aiida-mofmlp (see DESIGN.md)."""
+"""CalcJobs: write an engine's input files, declare outputs and exit codes (base: ``EngineCalculation``)."""

@@ -8,7 +8,7 @@ import yaml
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
-STDERR_FILENAME = "stderr.txt"
+from aiida_mofmlp.engines.io import STDERR_FILENAME
 
 
 class EngineCalculation(CalcJob):

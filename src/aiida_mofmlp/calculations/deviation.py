@@ -7,7 +7,7 @@ from aiida import orm
 from aiida_mofmlp.calculations.base import EngineCalculation
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.engines.deviation import DEVIATION_DEFAULTS
+from aiida_mofmlp.engines.mace.deviation import DEVIATION_DEFAULTS
 
 FRAMES_FILE = "frames.extxyz"
 

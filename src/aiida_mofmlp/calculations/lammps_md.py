@@ -7,32 +7,21 @@ import json
 from aiida import orm
 
 from aiida_mofmlp.calculations.base import EngineCalculation
+from aiida_mofmlp.common.errors import InputError
 from aiida_mofmlp.common.frames import write_frames
 from aiida_mofmlp.data.guest import GuestMoleculeData
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.engines.lammps_md import InputError, load_settings
+from aiida_mofmlp.engines.lammps.md import RESULTS_FILE, THERMO_FILE, TRAJECTORY_FILE, load_settings
 
 STRUCTURE_FILE = "structure.extxyz"
 MODEL_FILE = "model.model"
 NATIVE_MODEL_FILE = "native_model.pt"
 GUEST_FILE = "guest.json"
-TRAJECTORY_FILE = "trajectory.extxyz"
-THERMO_FILE = "thermo.npz"
-RESULTS_FILE = "results.json"
 
 #: engine keys set by the CalcJob from input nodes; giving them in ``parameters`` is an error
 FILE_KEYS = ("structure", "model", "native_model")
 
-#: engine ``status`` -> exit code label (``completed`` -> 0)
-STATUS_EXIT_CODES = {
-    "nan": "ERROR_MD_NAN",
-    "too_close": "ERROR_MD_ATOMS_TOO_CLOSE",
-    "temperature_runaway": "ERROR_MD_TEMPERATURE_RUNAWAY",
-    "lost_atoms": "ERROR_MD_LOST_ATOMS",
-    "uncertain": "ERROR_MD_UNCERTAIN",
-    "lammps_error": "ERROR_LAMMPS_FAILED",
-}
 #: exit codes of runs that blew up (the restart work chain retries them with a smaller time step)
 UNSTABLE_EXIT_CODES = (401, 402, 403, 404)
 
@@ -102,7 +91,7 @@ class LammpsMdCalculation(EngineCalculation):
             "parameters",
             valid_type=orm.Dict,
             required=False,
-            help="Engine settings (see aiida_mofmlp.engines.lammps_md.DEFAULTS); files come from inputs.",
+            help="Engine settings (see aiida_mofmlp.engines.lammps.md.DEFAULTS); files come from inputs.",
         )
         spec.input("guest", valid_type=GuestMoleculeData, required=False, help="Guest molecule for MD-GCMC.")
         spec.input_namespace(

@@ -7,7 +7,7 @@ from aiida import orm
 from aiida_mofmlp.calculations.base import EngineCalculation
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.engines.mace_train import MODES, TRAIN_DEFAULTS
+from aiida_mofmlp.engines.mace.train import MODES, TRAIN_DEFAULTS
 
 TRAIN_FILE = "train.extxyz"
 VALID_FILE = "valid.extxyz"
@@ -86,7 +86,7 @@ class MaceTrainCalculation(EngineCalculation):
             "parameters",
             valid_type=orm.Dict,
             required=False,
-            help="Engine settings (aiida_mofmlp.engines.mace_train.TRAIN_DEFAULTS) except files and seed.",
+            help="Engine settings (aiida_mofmlp.engines.mace.train.TRAIN_DEFAULTS) except files and seed.",
         )
         spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(0), help="Random seed of mace.")
         spec.inputs.validator = validate_inputs

@@ -9,7 +9,7 @@ from aiida import orm
 
 from aiida_mofmlp.calculations.base import EngineCalculation
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.engines.selection import OUTPUT_FILES, validate_parameters
+from aiida_mofmlp.engines.selection.select import OUTPUT_FILES, validate_parameters
 
 POOL_FILE = "pool.extxyz"
 TRAINING_FILE = "training.extxyz"
@@ -70,7 +70,7 @@ class SelectCalculation(EngineCalculation):
             "parameters",
             valid_type=orm.Dict,
             required=False,
-            help="Selection parameters (see aiida_mofmlp.engines.selection.DEFAULT_PARAMETERS).",
+            help="Selection parameters (see aiida_mofmlp.engines.selection.select.DEFAULT_PARAMETERS).",
         )
         spec.input(
             "training_set",

@@ -1,48 +1,29 @@
 """``aiida-mofmlp demo``: the active-learning loop on DMOF-1 (ZnBDCdabco) + CO2 with the ``fast`` protocol.
 
-The whole loop runs as one :class:`~aiida_mofmlp.workflows.active_learning.ActiveLearningWorkChain` in the
-loaded profile: RASPA snapshots of CO2, foundation-model MD, SOAP selection, GFN1-xTB labels from CP2K, an
-ensemble of two small MACE models, MD exploration in LAMMPS, the ensemble deviation, the convergence check,
-and a final validation. Offline there is no MACE-MP foundation model, so the demo builds a tiny random MACE
-model as the "foundation"; a real study passes a MACE-MP file (``MaceModelData.from_file(path)``).
+The whole loop runs as one ActiveLearningWorkChain in the loaded profile: RASPA snapshots of CO2,
+foundation-model MD, SOAP selection, GFN1-xTB labels from CP2K, an ensemble of two small MACE models, MD
+exploration in LAMMPS, the ensemble deviation, the convergence check, and a final validation. Its settings
+are the packaged overrides file ``workflows/protocols/overrides/demo.yaml`` (commented there). Offline there
+is no MACE-MP foundation model, so the demo builds a tiny random MACE model as the "foundation"; a real
+study passes a MACE-MP file (``MaceModelData.from_file(path)``). See docs/source/workflows.md.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiida_mofmlp.workflows._cp2k_inputs import smeared_scf_overrides
-
 #: the demo's framework (RASPA2's CIF library) and guest
 FRAMEWORK = "ZnBDCdabco"
 GUEST = "CO2"
-
-#: demo settings: about 6 minutes on 2 idle CPU cores (``settings`` of run_demo / demo_builder override them)
-DEMO_SETTINGS: dict[str, Any] = {
-    "loadings": [1],
-    "temperatures": [300.0],
-    "max_iterations": 3,
-    "initial_framework": 4,
-    "initial_per_loading": 4,
-    "per_loading": 3,
-    "sampling_md_steps": 40,
-    "md_steps": 200,
-    "dump_interval": 10,
-    "validation_md_steps": 200,
-    "validation_per_loading": 3,
-    "epochs": 60,
-    # the demo's tiny models (16 channels, trained on tens of frames) are about ten times less accurate
-    # than a fine-tuned MACE-MP, so seed 000's window (0.06-0.24 eV/Angstrom) is scaled up to match
-    "trust": {"lo": 0.3, "hi": 3.0},
-    "max_concurrent": 2,
-    "seed": 0,
-    "gcmc": None,  # e.g. {"pressures_bar": [1.0]}: MD-GCMC exploration of the empty framework as well
-}
+#: the packaged overrides of the ``fast`` protocol the demo runs with (protocols/overrides/demo.yaml):
+#: about 6 minutes on 2 idle CPU cores
+DEMO_OVERRIDES = "demo"
 
 
 class DemoError(RuntimeError):
@@ -68,70 +49,42 @@ def framework_cif(name: str = FRAMEWORK) -> Path:
     return path
 
 
-def demo_overrides(settings: dict) -> dict:
-    """ActiveLearningWorkChain overrides (fast protocol) for the demo ``settings``."""
-    md_steps = int(settings["md_steps"])
-    interval = int(settings["dump_interval"])
-    return {
-        "parameters": {
-            "loadings": list(settings["loadings"]),
-            "temperatures": list(settings["temperatures"]),
-            "max_iterations": int(settings["max_iterations"]),
-            "trust": dict(settings["trust"]),
-            "initial_selection": {
-                "framework": int(settings["initial_framework"]),
-                "per_loading": int(settings["initial_per_loading"]),
-            },
-            "selection_per_loading": int(settings["per_loading"]),
-            "validation": {
-                "md_steps": int(settings["validation_md_steps"]),
-                "n_per_loading": int(settings["validation_per_loading"]),
-                "skip": 2,
-            },
-            "labelling": {"max_concurrent": int(settings["max_concurrent"]), "max_failed_fraction": 0.34},
-            "seed": int(settings["seed"]),
-            # short foundation MD: the demo's random "foundation" knows no chemistry and would break bonds
-            "initial_sampling": {"md_steps": int(settings["sampling_md_steps"]), "dump_interval": 5},
-            **({"gcmc": dict(settings["gcmc"])} if settings.get("gcmc") else {}),
-        },
-        "md": {
-            "steps": md_steps,
-            "dump_interval": interval,
-            "thermo_interval": interval,
-            "safety": {"check_interval": interval},
-        },
-        # naive fine-tuning with E0s refitted to the xTB energies: the tiny foundation knows no chemistry
-        "mace": {
-            "max_num_epochs": int(settings["epochs"]),
-            "batch_size": 2,
-            "mode": "naive",
-            "E0s": "average",
-            # stage 1 E:F 10:1 instead of seed 000's 1:100: trained from random weights on a few frames,
-            # 1:100 lets the energy drift by ~1 eV/atom (benchmarks/labels_vs_accuracy/RESULTS.md)
-            "energy_weight": 100.0,
-            "forces_weight": 10.0,
-        },
-        # short RASPA runs with a short cutoff: positions for the guests, not an isotherm
-        "raspa": {
-            "cutoff": 8.0,
-            "snapshot_init_cycles": 20,
-            "snapshot_cycles": 2,
-            "equilibration_tolerance": None,
-        },
-        "selection": {"pca_components": None},
-        # smearing + Broyden mixing from the start: distorted MD frames converge in one CP2K run
-        "cp2k": smeared_scf_overrides(alpha=0.2),
-    }
+def demo_overrides(
+    overrides: Mapping | str | os.PathLike | None = None, extra: Mapping | None = None
+) -> dict:
+    """ActiveLearningWorkChain overrides (``fast`` protocol) of the demo, as a dict.
+
+    ``overrides``: a dict, the path of a YAML file, or the name of a packaged overrides file
+    (``workflows/protocols/overrides/<name>.yaml``: ``demo``, ``tiny``); default: ``demo``. ``extra`` is
+    deep-merged on top (e.g. ``{"parameters": {"max_iterations": 5}}``).
+    """
+    from aiida_mofmlp.common.protocols import deep_merge
+    from aiida_mofmlp.workflows.protocols.utils import load_overrides, packaged_overrides_path
+
+    if overrides is None:
+        overrides = DEMO_OVERRIDES
+    if isinstance(overrides, str) and not overrides.endswith((".yaml", ".yml")):
+        overrides = packaged_overrides_path(overrides)
+    return deep_merge(load_overrides(overrides), extra)
 
 
-def demo_builder(codes: dict, work_dir: Path, settings: dict | None = None):
-    """A builder of the demo's ActiveLearningWorkChain; the tiny foundation model goes to ``work_dir``."""
+def demo_builder(
+    codes: dict,
+    work_dir: Path,
+    overrides: Mapping | str | os.PathLike | None = None,
+    extra: Mapping | None = None,
+):
+    """A builder of the demo's ActiveLearningWorkChain; the tiny foundation model goes to ``work_dir``.
+
+    ``overrides`` and ``extra``: see :func:`demo_overrides` (default: the packaged ``demo`` overrides).
+    """
     from aiida_mofmlp.data import GuestMoleculeData, MaceModelData
-    from aiida_mofmlp.engines.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
     from aiida_mofmlp.tools.intake import load_cif
-    from aiida_mofmlp.workflows.active_learning import ActiveLearningWorkChain
+    from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
 
-    opts = {**DEMO_SETTINGS, **(settings or {})}
+    settings = demo_overrides(overrides, extra)
+    seed = int(settings.get("parameters", {}).get("seed", 0))
     structure, _ = load_cif(framework_cif())
     guest = GuestMoleculeData.builtin(GUEST)
     species = sorted(set(structure.get_symbols_set()) | set(guest.symbols))
@@ -140,11 +93,11 @@ def demo_builder(codes: dict, work_dir: Path, settings: dict | None = None):
         warnings.simplefilter("ignore", UserWarning)
         # small random interactions (scale 0.1): the untrained model's MD stays close to thermal motion
         path = make_small_model(
-            species, work_dir / "demo-foundation.model", num_channels=16, scale=0.1, seed=int(opts["seed"])
+            species, work_dir / "demo-foundation.model", num_channels=16, scale=0.1, seed=seed
         )
     foundation = MaceModelData.get_or_create(path)
     return ActiveLearningWorkChain.get_builder_from_protocol(
-        structure, foundation, codes, guest=guest, protocol="fast", overrides=demo_overrides(opts)
+        structure, foundation, codes, guest=guest, protocol="fast", overrides=settings
     )
 
 
@@ -206,9 +159,16 @@ def _table(node) -> list[str]:
 
 
 def run_demo(
-    profile: str, output_dir: Path, echo: Callable[[str], None] = print, settings: dict | None = None
+    profile: str,
+    output_dir: Path,
+    echo: Callable[[str], None] = print,
+    overrides: Mapping | str | os.PathLike | None = None,
+    extra: Mapping | None = None,
 ) -> DemoResult:
-    """Run the demo's active-learning loop in the loaded profile ``profile``; files go to ``output_dir``."""
+    """Run the demo's active-learning loop in the loaded profile ``profile``; files go to ``output_dir``.
+
+    ``overrides`` and ``extra``: see :func:`demo_overrides` (default: the packaged ``demo`` overrides).
+    """
     from aiida.engine import run_get_node
     from aiida.manage import get_manager
 
@@ -219,8 +179,8 @@ def run_demo(
         raise DemoError(f"profile {profile!r} is not loaded (run `aiida-mofmlp setup --profile {profile}`)")
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    opts = {**DEMO_SETTINGS, **(settings or {})}
-    builder = demo_builder(_codes(profile), output_dir, opts)
+    builder = demo_builder(_codes(profile), output_dir, overrides, extra)
+    opts = builder.parameters.get_dict()
     echo(
         f"Active learning of a MACE potential for {GUEST} in {FRAMEWORK} (DMOF-1, 54 atoms): loadings "
         f"{opts['loadings']} CO2 per cell, {opts['temperatures']} K, GFN1-xTB labels, 2 small MACE models, "

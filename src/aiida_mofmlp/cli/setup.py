@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from aiida_mofmlp.common.codes import CODES, COMPUTER_LABEL
+from aiida_mofmlp.common.codes import CODES, COMPUTER_LABEL, find_executable
 
 DEFAULT_PROFILE = "mofmlp"
-
-
-def find_executable(name: str) -> str | None:
-    """Absolute path of ``name``: the running environment's ``bin`` first, then PATH."""
-    local = Path(sys.executable).parent / name
-    if local.is_file():
-        return str(local)
-    return shutil.which(name)
 
 
 def ensure_profile(name: str = DEFAULT_PROFILE) -> tuple[str, bool]:

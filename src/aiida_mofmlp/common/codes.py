@@ -1,5 +1,11 @@
 """Labels of the codes that ``aiida-mofmlp setup`` creates, one per program the plugin drives."""
 
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
 #: computer label used by ``aiida-mofmlp setup`` (created when missing, reused when it is a local one)
 COMPUTER_LABEL = "localhost"
 
@@ -19,3 +25,11 @@ def code_label(kind: str) -> str:
     if kind not in CODES:
         raise ValueError(f"unknown code kind {kind!r}; valid kinds: {', '.join(CODES)}")
     return f"{CODES[kind][0]}@{COMPUTER_LABEL}"
+
+
+def find_executable(name: str) -> str | None:
+    """Absolute path of ``name``: the running environment's ``bin`` first, then PATH."""
+    local = Path(sys.executable).parent / name
+    if local.is_file():
+        return str(local)
+    return shutil.which(name)

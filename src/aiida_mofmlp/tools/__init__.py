@@ -1,1 +1,2 @@
-"""tools layer of aiida-mofmlp (see DESIGN.md)."""
+"""User-facing tools on top of the work chains: CIF intake, provenance queries and lineage, dataset export,
+plots, program versions."""

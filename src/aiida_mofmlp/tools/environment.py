@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import subprocess
 
-from aiida_mofmlp.cli.setup import find_executable
+from aiida_mofmlp.common.codes import find_executable
 
 PACKAGES = (
     "aiida-core",

@@ -37,6 +37,7 @@ import numpy as np
 from aiida import orm
 
 from aiida_mofmlp.common import frames as fr
+from aiida_mofmlp.common.serialise import to_jsonable
 
 __all__ = [
     "CARD_NAMES",
@@ -245,22 +246,6 @@ def _grouped(counts: Counter, prefix: str) -> dict[str, int]:
 # ----------------------------------------------------------------------------------------------------
 # the card
 # ----------------------------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """JSON/YAML-safe copy: numpy scalars and arrays, sets, tuples and paths to plain types."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        items = [_plain(item) for item in value]
-        return sorted(items, key=str) if isinstance(value, set) else items
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _train_args(card: Mapping[str, Any], directory: str) -> list[str]:
@@ -568,7 +553,7 @@ def _build_card(
         entry["file"]: {"sha256": entry["sha256"], "bytes": (directory / entry["file"]).stat().st_size}
         for entry in [*splits.values(), *model_entries]
     }
-    return _plain(card)
+    return to_jsonable(card)
 
 
 # ----------------------------------------------------------------------------------------------------

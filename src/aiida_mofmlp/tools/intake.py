@@ -32,6 +32,8 @@ from ase.data import chemical_symbols, covalent_radii
 from ase.io.cif import parse_cif
 from ase.neighborlist import neighbor_list
 
+from aiida_mofmlp.common.geometry import perpendicular_widths, supercell_for_cutoff
+
 if TYPE_CHECKING:
     from aiida.orm import CifData, StructureData
 
@@ -43,6 +45,7 @@ __all__ = [
     "check_structure",
     "element_from_cif_symbol",
     "load_cif",
+    "perpendicular_widths",
     "read_cif_atoms",
     "suggest_supercell",
 ]
@@ -464,16 +467,11 @@ def _merge_images(
 # ----------------------------------------------------------------------------------------------------
 
 
-def perpendicular_widths(cell: Cell | np.ndarray) -> np.ndarray:
-    """Distances between opposite faces of the cell (Å), along a, b, c."""
-    cell = Cell(np.asarray(cell, dtype=float))
-    return 1.0 / np.linalg.norm(cell.reciprocal(), axis=1)
-
-
 def suggest_supercell(cell: Cell | np.ndarray, r_cut: float) -> tuple[int, int, int]:
-    """Smallest repeat (na, nb, nc) whose perpendicular widths are all at least ``2 * r_cut``."""
-    widths = perpendicular_widths(cell)
-    return tuple(max(1, math.ceil(2.0 * r_cut / width - 1e-9)) for width in widths)  # type: ignore[return-value]
+    """Smallest repeat (na, nb, nc) whose perpendicular widths are all at least ``2 * r_cut`` (Å)."""
+    if not r_cut > 0:
+        raise ValueError(f"r_cut must be a positive distance in Å, got {r_cut!r}")
+    return supercell_for_cutoff(cell, r_cut)
 
 
 def _atom_name(atoms: Atoms, index: int, labels: Sequence[str] | None) -> str:

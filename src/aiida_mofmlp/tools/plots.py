@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from aiida_mofmlp.common import frames as fr
+from aiida_mofmlp.common.metrics import mae_rmse
+from aiida_mofmlp.common.serialise import to_jsonable
 
 __all__ = [
     "DEFAULT_TRUST",
@@ -43,7 +45,8 @@ __all__ = [
     "training_curves_data",
 ]
 
-#: seed-000 trust window on sigma_max (eV/Angstrom), used when a run does not state its own
+#: trust window on sigma_max (eV/Angstrom) of the MIL-120 loop (Jin et al., Chem. Sci. 2026,
+#: DOI 10.1039/D5SC09058J), used when a run does not state its own
 DEFAULT_TRUST = (0.06, 0.24)
 
 
@@ -60,22 +63,8 @@ class Plot:
         return {
             "name": self.name,
             "path": str(self.path) if self.path else None,
-            "data": _jsonable(self.data),
+            "data": to_jsonable(self.data),
         }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def _pyplot():
@@ -114,12 +103,6 @@ def _frames(source) -> list:
     if hasattr(source, "iter_frames"):
         return list(source.iter_frames())
     return list(source)
-
-
-def _errors(difference: np.ndarray) -> dict[str, float]:
-    if difference.size == 0:
-        return {"mae": float("nan"), "rmse": float("nan")}
-    return {"mae": float(np.mean(np.abs(difference))), "rmse": float(np.sqrt(np.mean(difference**2)))}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -163,14 +146,14 @@ def parity_data(source) -> dict[str, Any]:
         "force_pred": np.concatenate(force_pred),
         "units": {"energy": "eV/atom", "forces": "eV/Angstrom"},
     }
-    energy = _errors(data["energy_pred"] - data["energy_ref"])
-    forces = _errors(data["force_pred"] - data["force_ref"])
+    mae_e, rmse_e = mae_rmse(data["energy_pred"] - data["energy_ref"])
+    mae_f, rmse_f = mae_rmse(data["force_pred"] - data["force_ref"])
     data["metrics"] = {
         "n_frames": len(energy_ref),
-        "mae_e_per_atom": energy["mae"],
-        "rmse_e_per_atom": energy["rmse"],
-        "mae_f": forces["mae"],
-        "rmse_f": forces["rmse"],
+        "mae_e_per_atom": mae_e,
+        "rmse_e_per_atom": rmse_e,
+        "mae_f": mae_f,
+        "rmse_f": rmse_f,
     }
     return data
 

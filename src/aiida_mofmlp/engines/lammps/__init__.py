@@ -1,0 +1,1 @@
+"""LAMMPS + MACE engine (``mofmlp-md``): NVT/NPT/NVE MD and hybrid MD-GCMC through ``fix external``."""

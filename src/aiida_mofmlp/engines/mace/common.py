@@ -1,0 +1,134 @@
+"""Private helpers shared by the MACE engines: input files, species, device, running ``mace_run_train``.
+
+No AiiDA imports. ``mace`` is imported lazily (importing it costs seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ase.data import atomic_numbers, chemical_symbols
+
+from aiida_mofmlp.common.errors import InputError
+
+#: exit status of the training engines when the loss became NaN/inf (training diverged)
+EXIT_DIVERGED = 3
+#: exit status when the inputs are invalid (before anything runs)
+EXIT_BAD_INPUT = 2
+#: exit status when mace_run_train failed for another reason
+EXIT_MACE_FAILED = 4
+
+
+def to_numbers(species: Iterable[str | int]) -> list[int]:
+    """Atomic numbers from symbols or numbers, sorted and unique; a clear error for unknown symbols."""
+    numbers = set()
+    for item in species:
+        if isinstance(item, str) and not item.isdigit():
+            if item not in atomic_numbers:
+                raise InputError(f"species {item!r} is not a chemical symbol")
+            numbers.add(atomic_numbers[item])
+        else:
+            value = int(item)
+            if not 0 < value < len(chemical_symbols):
+                raise InputError(
+                    f"species {item!r} is not a valid atomic number (1..{len(chemical_symbols) - 1})"
+                )
+            numbers.add(value)
+    return sorted(numbers)
+
+
+def to_symbols(numbers: Iterable[int]) -> list[str]:
+    """Chemical symbols of atomic numbers."""
+    return [chemical_symbols[int(z)] for z in numbers]
+
+
+def species_in_file(path: str | Path) -> list[int]:
+    """Sorted atomic numbers present in an extxyz file."""
+    from aiida_mofmlp.common.frames import iter_frames
+
+    numbers: set[int] = set()
+    for atoms in iter_frames(path):
+        numbers.update(int(z) for z in atoms.numbers)
+    return sorted(numbers)
+
+
+def model_species(model_path: str | Path) -> list[int]:
+    """Atomic numbers a saved MACE model knows."""
+    model = load_model(model_path)
+    return [int(z) for z in model.atomic_numbers.tolist()]
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """Load a saved MACE model (a pickled torch module)."""
+    import mace  # noqa: F401  (must come before e3nn/torch.load, see FINDINGS.md)
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"MACE model file {path} does not exist")
+    try:
+        model = torch.load(str(path), map_location=device, weights_only=False)
+    except Exception as error:
+        raise InputError(f"{path} is not a loadable MACE model file: {error}") from error
+    if not hasattr(model, "atomic_numbers") or not hasattr(model, "r_max"):
+        raise InputError(f"{path} holds a {type(model).__name__}, not a MACE model")
+    return model
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto``/None -> ``cuda`` when available, else ``cpu``; other values pass through after a check."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda", "mps") and not str(device).startswith("cuda:"):
+        raise InputError(f"device {device!r} is not valid; valid: auto, cpu, cuda, cuda:N, mps")
+    return device
+
+
+def run_mace_train(argv: Sequence[str], log_path: str | Path) -> int:
+    """Run ``mace_run_train`` with ``argv`` in a subprocess, output into ``log_path``; return its status."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    command = [sys.executable, "-m", "mace.cli.run_train", *argv]
+    with open(log_path, "w") as log:
+        log.write("# " + " ".join(command) + "\n")
+        log.flush()
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+    return result.returncode
+
+
+def read_results_lines(results_dir: str | Path) -> list[dict[str, Any]]:
+    """The json lines mace writes to ``results/*_train.txt`` (one per evaluation), in file order."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted(Path(results_dir).glob("*_train.txt")):
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def has_nonfinite_loss(rows: list[dict[str, Any]], log_text: str = "") -> bool:
+    """True when a logged loss is NaN/inf or mace's log reports a non-finite loss."""
+    for row in rows:
+        loss = row.get("loss")
+        if loss is not None:
+            try:
+                if not math.isfinite(float(loss)):
+                    return True
+            except (TypeError, ValueError):
+                return True
+    lowered = log_text.lower()
+    return any(token in lowered for token in ("loss=nan", "loss=inf", "loss is nan", "nan loss", "loss=-inf"))

@@ -1,0 +1,1 @@
+"""The active-learning loop: settings, builders and the ActiveLearningWorkChain (``workchain``)."""

@@ -1,0 +1,173 @@
+"""Builders of the ActiveLearningWorkChain: from protocols, and to continue a previous run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+from aiida import orm
+
+from aiida_mofmlp.common import frames as fr
+from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.data.guest import GuestMoleculeData
+from aiida_mofmlp.data.mace_model import MaceModelData
+from aiida_mofmlp.data.structure_set import StructureSetData
+from aiida_mofmlp.workflows.active_learning.settings import override_keys, resolve_parameters
+from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
+from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
+from aiida_mofmlp.workflows.mace.deviation import DeviationBaseWorkChain
+from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
+from aiida_mofmlp.workflows.protocols.utils import load_overrides
+from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
+from aiida_mofmlp.workflows.selection.base import get_parameters_from_protocol
+
+
+def _child_inputs(builder, *drop: str) -> dict:
+    """The pruned inputs of a child's ``builder`` without the ports ``drop`` (dotted paths)."""
+    inputs = builder._inputs(prune=True)
+    for path in drop:
+        *parents, name = path.split(".")
+        namespace = inputs
+        for parent in parents:
+            namespace = namespace.get(parent, {})
+        namespace.pop(name, None)
+    return inputs
+
+
+def builder_from_protocol(
+    cls,
+    structure: orm.StructureData,
+    foundation_model: MaceModelData,
+    codes: dict[str, orm.AbstractCode],
+    guest: GuestMoleculeData | str | None = None,
+    protocol: str | None = None,
+    overrides: Mapping | str | os.PathLike | None = None,
+    options: dict | None = None,
+    initial_training_set: StructureSetData | None = None,
+    replay_set: StructureSetData | None = None,
+):
+    """See :meth:`ActiveLearningWorkChain.get_builder_from_protocol` (``cls``: the work chain class)."""
+    missing = sorted({"cp2k", "train", "md", "deviation"} - set(codes))
+    if missing:
+        raise ValueError(f"codes: missing {missing}; give a code for cp2k, train, md, deviation (and raspa)")
+    overrides = load_overrides(overrides)
+    options = options or {}
+    valid = override_keys()
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"overrides: unknown keys {unknown}; valid: {', '.join(valid)}")
+    inputs = cls.get_protocol_inputs(protocol, overrides)
+    guest_node = GuestMoleculeData.builtin(guest) if isinstance(guest, str) else guest
+    params = inputs["parameters"]
+    stages = params["stages"]
+    if guest_node is None:
+        params["loadings"] = []
+    params["protocol"] = protocol or cls.get_default_protocol()
+    params["selection"] = get_parameters_from_protocol(stages["selection"], inputs["selection"] or None)
+
+    builder = cls.get_builder()
+    builder.structure = structure
+    builder.foundation_model = foundation_model
+    if guest_node is not None:
+        builder.guest = guest_node
+    if initial_training_set is not None:
+        builder.initial_training_set = initial_training_set
+
+    # the children's builders need frames and models; the loop sets them per run
+    frames = [structure.get_ase()] + ([guest_node.get_ase()] if guest_node is not None else [])
+    labelling = LabellingWorkChain.get_builder_from_protocol(
+        codes["cp2k"],
+        StructureSetData.from_frames(frames),
+        protocol=stages["cp2k"],
+        overrides=inputs["cp2k"] or None,
+        options=options.get("cp2k"),
+    )
+    builder.labelling = _child_inputs(labelling, "structures", "max_concurrent", "max_failed_fraction")
+
+    # a labelled stand-in for the training set, which the loop makes
+    stand_in = fr.set_labels(structure.get_ase(), energy=0.0, forces=np.zeros((len(structure.sites), 3)))
+    training = EnsembleTrainingWorkChain.get_builder_from_protocol(
+        codes["train"],
+        StructureSetData.from_frames([stand_in]),
+        foundation_model,
+        protocol=stages["mace"],
+        overrides=inputs["mace"],
+        options=options.get("train"),
+        replay_set=replay_set,
+    )
+    builder.training = _child_inputs(
+        training, "train.train.training_set", "train.train.foundation_model", "first_seed"
+    )
+
+    md = LammpsMdBaseWorkChain.get_builder_from_protocol(
+        codes["md"],
+        structure,
+        foundation_model,
+        protocol=stages["md"],
+        overrides=inputs["md"],
+        options=options.get("md"),
+    )
+    builder.md = _child_inputs(md, "md.structure", "md.model")
+
+    deviation = DeviationBaseWorkChain.get_builder_from_protocol(
+        codes["deviation"],
+        StructureSetData.from_frames(frames[:1]),
+        [foundation_model, foundation_model],
+        protocol=stages["mace"],
+        overrides=inputs["deviation"] or None,
+        options=options.get("deviation"),
+    )
+    builder.deviation = _child_inputs(deviation, "deviation.frames", "deviation.models")
+
+    if guest_node is not None and params["loadings"] and "raspa" in codes:
+        snapshots = {
+            "run_widom": False,
+            "run_isotherm": False,
+            "run_snapshots": True,
+            "snapshot_loadings": list(params["loadings"]),
+            "temperature": float(params["raspa_temperature"]),
+            "seed": int(params["seed"]),
+        }
+        raspa_overrides = deep_merge({"parameters": snapshots}, inputs["raspa"])
+        raspa = IsothermWorkChain.get_builder_from_protocol(
+            codes["raspa"],
+            structure,
+            guest_node,
+            protocol=stages["raspa"],
+            overrides=raspa_overrides,
+            options=options.get("raspa"),
+        )
+        builder.raspa = _child_inputs(raspa, "structure", "guest")
+    builder.parameters = orm.Dict(params)
+    return builder
+
+
+def builder_restart(previous: orm.WorkflowNode, overrides: dict | None = None):
+    """A builder continuing ``previous`` (failed, killed or unconverged) from its last training set.
+
+    The last ``history.training_set_XX`` becomes ``initial_training_set``; the ensemble trained on it
+    (``history.models_YY`` with YY = XX + 1), when present, becomes ``initial_models``; no label is
+    recomputed. ``overrides`` (loop parameters) are deep-merged, e.g. ``{"max_iterations": 8}``.
+    """
+    history = previous.outputs.history if "history" in previous.outputs else {}
+    sets = sorted(key for key in history if key.startswith("training_set_"))
+    if not sets:
+        raise ValueError(
+            f"{previous.process_label}<{previous.pk}> has no training set in history to restart from"
+        )
+    last = int(sets[-1].rsplit("_", 1)[1])
+    builder = previous.get_builder_restart()
+    params = resolve_parameters(previous.inputs.parameters.get_dict())
+    params["initial_sampling"] = {**params["initial_sampling"], "enabled": False}
+    params["first_iteration"] = last + 1
+    params = deep_merge(params, overrides or {})
+    params["max_iterations"] = max(int(params["max_iterations"]), params["first_iteration"])
+    builder.parameters = orm.Dict(params)
+    builder.initial_training_set = history[sets[-1]]
+    models_key = f"models_{last + 1:02d}"
+    if models_key in history:
+        builder.initial_models = dict(history[models_key].items())
+    elif "initial_models" in builder:
+        del builder["initial_models"]
+    return builder

@@ -1,0 +1,761 @@
+"""ActiveLearningWorkChain: the active-learning loop, composed from the component work chains.
+
+The loop of Jin et al., Chem. Sci. 2026, DOI 10.1039/D5SC09058J (MIL-120 + CO2); docs/source/workflows.md
+describes it step by step:
+
+initial sampling (foundation-model MD of the empty framework per temperature; RASPA snapshots per loading,
+folded into the unit cell, then MD from them; optional CP2K AIMD) -> selection (SOAP, quotas per loading)
+-> CP2K labels -> training set 0 -> loop { ensemble training -> MD per loading and temperature with model 0
+-> ensemble deviation -> converged? -> candidates in [lo, hi], diverse, de-duplicated -> labels -> training
+set k } -> final validation (MD per loading, random frames labelled, errors of the ensemble mean).
+
+Every frame set, label, model, selection and decision is a node made by a calcfunction or a CalcJob; the
+per-iteration ones are attached as they are made under ``history`` so that a killed run can be continued
+(:meth:`ActiveLearningWorkChain.get_builder_restart`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, if_, while_
+
+from aiida_mofmlp.data.guest import GuestMoleculeData
+from aiida_mofmlp.data.mace_model import MaceModelData
+from aiida_mofmlp.data.structure_set import StructureSetData
+from aiida_mofmlp.workflows.active_learning.builders import builder_from_protocol, builder_restart
+from aiida_mofmlp.workflows.active_learning.settings import (
+    PROTOCOL_FILE,
+    resolve_parameters,
+    validate_inputs,
+    validate_parameters,
+)
+from aiida_mofmlp.workflows.cp2k.aimd import AimdWorkChain
+from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
+from aiida_mofmlp.workflows.functions import active_learning as alf
+from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
+from aiida_mofmlp.workflows.mace.deviation import DeviationBaseWorkChain
+from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
+from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
+from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
+from aiida_mofmlp.workflows.selection.base import select_frames
+
+__all__ = (
+    "ActiveLearningWorkChain",
+    "resolve_parameters",
+    "validate_inputs",
+    "validate_parameters",
+)
+
+
+class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
+    """Active learning of a MACE potential for a framework and its guest (Jin et al., Chem. Sci. 2026)."""
+
+    _protocol_file = PROTOCOL_FILE
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            "structure", valid_type=orm.StructureData, help="The framework (see tools.intake.load_cif)."
+        )
+        spec.input("guest", valid_type=GuestMoleculeData, required=False, help="The adsorbate, if any.")
+        spec.input(
+            "foundation_model", valid_type=MaceModelData, help="The model fine-tuned at every iteration."
+        )
+        spec.input(
+            "parameters",
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict({}),
+            validator=validate_parameters,
+            help="Loop settings; keys left out take their defaults from protocols/active_learning.yaml.",
+        )
+        spec.input(
+            "initial_training_set",
+            valid_type=StructureSetData,
+            required=False,
+            help="Labelled frames to start from: merged into training set 0 (or, without initial sampling, "
+            "training set 0 itself; a restart passes the last training set here).",
+        )
+        spec.input_namespace(
+            "initial_models",
+            valid_type=MaceModelData,
+            required=False,
+            dynamic=True,
+            help="An ensemble already trained on `initial_training_set`: the first iteration skips training.",
+        )
+        spec.expose_inputs(
+            LabellingWorkChain,
+            namespace="labelling",
+            exclude=("structures", "max_concurrent", "max_failed_fraction"),
+            namespace_options={"help": "CP2K labelling (LabellingWorkChain) of every selected frame."},
+        )
+        spec.expose_inputs(
+            EnsembleTrainingWorkChain,
+            namespace="training",
+            exclude=("train.train.training_set", "train.train.foundation_model", "first_seed"),
+            namespace_options={
+                "help": "Ensemble fine-tuning (EnsembleTrainingWorkChain) at every iteration."
+            },
+        )
+        spec.expose_inputs(
+            LammpsMdBaseWorkChain,
+            namespace="md",
+            exclude=("md.structure", "md.model", "keep_frames_on_blowup"),
+            namespace_options={"help": "LAMMPS+MACE MD; parameters.temperature/steps are set per run."},
+        )
+        spec.expose_inputs(
+            DeviationBaseWorkChain,
+            namespace="deviation",
+            exclude=("deviation.frames", "deviation.models"),
+            namespace_options={"help": "Ensemble force deviation of the explored frames."},
+        )
+        spec.expose_inputs(
+            IsothermWorkChain,
+            namespace="raspa",
+            exclude=("structure", "guest"),
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "RASPA snapshots of the guest at each loading (without it guests are placed in the "
+                "emptiest spots of the cell).",
+            },
+        )
+        spec.inputs.validator = validate_inputs
+
+        spec.outline(
+            cls.setup,
+            if_(cls.should_sample_initially)(
+                cls.run_initial_sampling,
+                cls.run_loaded_sampling,
+                cls.select_initial,
+                cls.run_labelling,
+                cls.inspect_labelling,
+            ),
+            cls.prepare_loop,
+            while_(cls.should_iterate)(
+                cls.run_training,
+                cls.inspect_training,
+                cls.run_exploration,
+                cls.run_deviation,
+                cls.assess,
+                if_(cls.should_label)(
+                    cls.select_candidates,
+                    if_(cls.has_selection)(cls.run_labelling, cls.inspect_labelling),
+                ),
+                cls.close_iteration,
+            ),
+            if_(cls.should_validate)(
+                cls.run_validation_md,
+                cls.run_validation_labelling,
+                cls.run_validation_deviation,
+                cls.compute_validation,
+            ),
+            cls.finalize,
+        )
+        spec.output(
+            "training_set", valid_type=StructureSetData, required=False, help="The final training set."
+        )
+        spec.output_namespace(
+            "models", valid_type=MaceModelData, dynamic=True, help="Final ensemble; model_0 explores."
+        )
+        spec.output(
+            "iterations", valid_type=orm.Dict, required=False, help="One row of numbers per iteration."
+        )
+        spec.output("validation", valid_type=orm.Dict, required=False, help="Final MAE/RMSE (eV/atom, eV/A).")
+        spec.output(
+            "validation_frames",
+            valid_type=StructureSetData,
+            required=False,
+            help="Validation frames with REF_* labels and MACE_* ensemble-mean predictions.",
+        )
+        spec.output_namespace(
+            "history",
+            dynamic=True,
+            help="Per-iteration nodes: training_set_XX, explored_XX, deviation_XX, convergence_XX, "
+            "selection_XX, map_XX, models_XX.model_k, starting_frames, pool_00.",
+        )
+        spec.exit_code(
+            401, "ERROR_INITIAL_SAMPLING_FAILED", message="Initial sampling gave no frames: {detail}"
+        )
+        spec.exit_code(
+            402, "ERROR_LABELLING_FAILED", message="Labelling failed in iteration {iteration}: {detail}"
+        )
+        spec.exit_code(
+            403, "ERROR_TRAINING_FAILED", message="Ensemble training failed in iteration {iteration}"
+        )
+        spec.exit_code(404, "ERROR_EXPLORATION_FAILED", message="No MD gave frames in iteration {iteration}")
+        spec.exit_code(
+            405, "ERROR_DEVIATION_FAILED", message="The ensemble deviation failed in iteration {iteration}"
+        )
+        spec.exit_code(406, "ERROR_VALIDATION_FAILED", message="The final validation failed: {detail}")
+        spec.exit_code(
+            410,
+            "WARNING_NOT_CONVERGED",
+            message="Not converged after {iterations} iteration(s); the outputs hold the last ensemble.",
+        )
+        spec.exit_code(
+            411,
+            "WARNING_NO_CANDIDATES",
+            message="Not converged but no explored frame is a candidate in [lo, hi] (iteration {iteration}): "
+            "widen the trust levels or explore differently.",
+        )
+
+    # --- builders ------------------------------------------------------------------------------------
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        structure: orm.StructureData,
+        foundation_model: MaceModelData,
+        codes: dict[str, orm.AbstractCode],
+        guest: GuestMoleculeData | str | None = None,
+        protocol: str | None = None,
+        overrides: Mapping | str | os.PathLike | None = None,
+        options: dict | None = None,
+        initial_training_set: StructureSetData | None = None,
+        replay_set: StructureSetData | None = None,
+    ):
+        """A builder for protocol ``fast`` / ``balanced`` / ``stringent`` of active_learning.yaml.
+
+        ``codes``: ``cp2k``, ``train``, ``md``, ``deviation`` and, for RASPA snapshots, ``raspa``.
+        ``overrides`` (a dict or the path of a YAML file holding one, e.g. ``protocols/overrides/demo.yaml``):
+        ``parameters`` (loop settings), ``cp2k``, ``mace`` (train parameters, ``ensemble_size``), ``md``,
+        ``deviation``, ``raspa``, ``selection`` — deep-merged over the protocol, then each stage's part is
+        passed to that stage's ``get_builder_from_protocol``.
+        ``options``: CalcJob options per stage (``cp2k``, ``train``, ``md``, ``deviation``, ``raspa``).
+        ``replay_set``: frames of the foundation's training data for multihead replay fine-tuning (as in the
+        paper); without it the fine-tuning is naive unless ``overrides['mace']['mode']`` says otherwise.
+        """
+        return builder_from_protocol(
+            cls,
+            structure,
+            foundation_model,
+            codes,
+            guest,
+            protocol,
+            overrides,
+            options,
+            initial_training_set,
+            replay_set,
+        )
+
+    @classmethod
+    def get_builder_restart(cls, previous: orm.WorkflowNode, overrides: dict | None = None):
+        """A builder continuing ``previous`` (failed, killed or unconverged) from its last training set.
+
+        See :func:`aiida_mofmlp.workflows.active_learning.builders.builder_restart`.
+        """
+        return builder_restart(previous, overrides)
+
+    # --- setup ---------------------------------------------------------------------------------------
+    def setup(self):
+        """Resolve parameters; tag the node for queries."""
+        self.ctx.params = resolve_parameters(self.inputs.parameters.get_dict())
+        self.ctx.loadings = [int(n) for n in self.ctx.params["loadings"]]
+        self.ctx.temperatures = [float(t) for t in self.ctx.params["temperatures"]]
+        self.ctx.iteration = 0
+        self.ctx.rows = []
+        self.ctx.row = {"iteration": 0}
+        self.ctx.stop = False
+        self.ctx.exit = None
+        self.ctx.decisions = {}
+        self.ctx.training_set = self.inputs.get("initial_training_set")
+        self.ctx.models = dict(self.inputs.initial_models) if "initial_models" in self.inputs else None
+        self.ctx.starting_frames = None
+        self.ctx.to_label = None
+        guest = self.inputs.get("guest")
+        self.node.base.extras.set(
+            "mofmlp",
+            {
+                "framework_formula": self.inputs.structure.get_formula(),
+                "framework_label": self.inputs.structure.label,
+                "guest": guest.name if guest is not None else None,
+                "protocol": self.ctx.params.get("protocol"),
+            },
+        )
+
+    def _out_history(self, key: str, node: orm.Data) -> None:
+        self.out(f"history.{key}", node)
+
+    def _tag(self) -> str:
+        return f"{self.ctx.iteration:02d}"
+
+    def _md_inputs(self, structure, model, label: str, temperature: float, index: int, **parameters):
+        inputs = AttributeDict(self.exposed_inputs(LammpsMdBaseWorkChain, "md"))
+        inputs.md = AttributeDict(inputs.md)
+        base = inputs.md.parameters.get_dict() if "parameters" in inputs.md else {}
+        seed = int(self.ctx.params["seed"]) + 1000 * self.ctx.iteration + index + 1
+        settings = {
+            **base,
+            "temperature": float(temperature),
+            "structure_index": int(index),
+            "seed": seed,
+            **parameters,
+        }
+        if settings.get("gcmc") is not None:  # MD-GCMC: the length is set per pressure
+            settings.pop("steps", None)
+            inputs.md.guest = self.inputs.guest
+        inputs.md.parameters = orm.Dict(settings)
+        inputs.md.structure = structure
+        inputs.md.model = model
+        inputs.keep_frames_on_blowup = orm.Bool(True)
+        inputs.metadata = {"call_link_label": label}
+        return inputs
+
+    def _submit_md_grid(
+        self, frames: StructureSetData, indices, model, prefix: str, temperatures, **parameters
+    ):
+        """One MD per frame index and temperature; returns {context key: (tags)}."""
+        runs = {}
+        for index in indices:
+            atoms = frames.get_frame(index)
+            loading = int(atoms.info.get("loading", 0))
+            for temperature in temperatures:
+                key = f"{prefix}_loading_{loading}_T{round(temperature)}"
+                future = self.submit(
+                    LammpsMdBaseWorkChain,
+                    **self._md_inputs(frames, model, key, temperature, index, **parameters),
+                )
+                self.to_context(**{key: future})
+                runs[key] = {
+                    "loading": loading,
+                    "target_temperature": float(temperature),
+                    "iteration": self.ctx.iteration,
+                }
+        return runs
+
+    def _collect_md(self, runs: dict, extra: dict | None = None, extra_tags: dict | None = None):
+        """Merge the trajectories of ``runs`` (+ ``extra`` sets); count blow-ups and failures."""
+        sets, tags, blowups, failed = dict(extra or {}), dict(extra_tags or {}), 0, 0
+        for key, tag in runs.items():
+            node = self.ctx[key]
+            if not node.is_finished_ok or "trajectory" not in node.outputs:
+                failed += 1
+                self.report(f"MD {key}: {node.process_label}<{node.pk}> gave no frames ({node.exit_message})")
+                continue
+            status = node.outputs.results.get("status", "completed")
+            if status not in ("completed", "uncertain"):
+                blowups += 1
+            sets[key] = node.outputs.trajectory
+            tags[key] = {"source": "md", **tag, "md_status": status}
+        if not sets:
+            return None, blowups, failed
+        return alf.collect_frames(orm.Dict(tags), **sets), blowups, failed
+
+    # --- initial sampling ----------------------------------------------------------------------------
+    def should_sample_initially(self) -> bool:
+        return bool(self.ctx.params["initial_sampling"]["enabled"])
+
+    def run_initial_sampling(self):
+        """Foundation-model MD of the empty framework per temperature; RASPA snapshots; optional AIMD."""
+        framework = alf.build_starting_frames(self.inputs.structure, orm.Dict({"loadings": []}))
+        self.ctx.empty_runs = self._submit_md_grid(
+            framework,
+            [0],
+            self.inputs.foundation_model,
+            "sampling",
+            self.ctx.temperatures,
+            **self._sampling_md_length(),
+        )
+        if self.ctx.loadings and "raspa" in self.inputs:
+            inputs = AttributeDict(self.exposed_inputs(IsothermWorkChain, "raspa"))
+            inputs.structure = self.inputs.structure
+            inputs.guest = self.inputs.guest
+            inputs.metadata = {"call_link_label": "raspa_snapshots"}
+            self.to_context(raspa=self.submit(IsothermWorkChain, **inputs))
+        aimd_steps = int(self.ctx.params["initial_sampling"]["aimd_steps"])
+        if aimd_steps > 0:
+            labelling = self.exposed_inputs(LabellingWorkChain, "labelling")
+            cp2k = labelling["single_point"]["cp2k"]
+            builder = AimdWorkChain.get_builder_from_protocol(
+                cp2k["code"],
+                self.inputs.structure,
+                protocol=self.ctx.params["stages"].get("cp2k"),
+                steps=aimd_steps,
+                options=dict(cp2k["metadata"]["options"]),
+            )
+            builder.metadata.call_link_label = "aimd"
+            self.to_context(aimd=self.submit(builder))
+        self.report(
+            f"initial sampling: {len(self.ctx.empty_runs)} MD run(s) of the empty framework"
+            + (", RASPA snapshots" if "raspa" in self.ctx else "")
+            + (f", AIMD {aimd_steps} steps" if aimd_steps else "")
+        )
+
+    def run_loaded_sampling(self):
+        """A starting frame per loading (RASPA guests folded into the cell), then MD per temperature."""
+        snapshots = None
+        if "raspa" in self.ctx:
+            node = self.ctx.raspa
+            if "snapshots" in node.outputs:
+                snapshots = node.outputs.snapshots
+            else:
+                self.report(
+                    f"RASPA {node.process_label}<{node.pk}> gave no snapshots; placing guests instead"
+                )
+        kwargs = {"snapshots": snapshots} if snapshots is not None else {}
+        if "guest" in self.inputs:
+            kwargs["guest"] = self.inputs.guest
+        self.ctx.starting_frames = alf.build_starting_frames(
+            self.inputs.structure, orm.Dict({"loadings": self.ctx.loadings}), **kwargs
+        )
+        self._out_history("starting_frames", self.ctx.starting_frames)
+        self.ctx.loaded_runs = self._submit_md_grid(
+            self.ctx.starting_frames,
+            range(1, len(self.ctx.starting_frames)),
+            self.inputs.foundation_model,
+            "sampling",
+            self.ctx.temperatures,
+            **self._sampling_md_length(),
+        )
+
+    def _sampling_md_length(self) -> dict:
+        """``steps`` / ``dump_interval`` of the foundation-model MD when ``initial_sampling`` sets them."""
+        sampling = self.ctx.params["initial_sampling"]
+        lengths = {}
+        if sampling.get("md_steps"):
+            lengths["steps"] = int(sampling["md_steps"])
+        if sampling.get("dump_interval"):
+            lengths["dump_interval"] = int(sampling["dump_interval"])
+        return lengths
+
+    def select_initial(self):
+        """Pool = sampling MD frames + starting frames (+ AIMD); pick per loading with SOAP."""
+        extra = {"starting_frames": self.ctx.starting_frames}
+        tags = {"starting_frames": {"iteration": 0}}
+        if "aimd" in self.ctx:
+            if self.ctx.aimd.is_finished_ok:
+                extra["aimd"] = self.ctx.aimd.outputs.trajectory
+                tags["aimd"] = {"source": "aimd", "iteration": 0}
+            else:
+                self.report(
+                    f"AIMD <{self.ctx.aimd.pk}> failed ({self.ctx.aimd.exit_message}); going on without"
+                )
+        pool, blowups, _ = self._collect_md({**self.ctx.empty_runs, **self.ctx.loaded_runs}, extra, tags)
+        if pool is None or len(pool) == 0:
+            return self.exit_codes.ERROR_INITIAL_SAMPLING_FAILED.format(
+                detail="no MD frames and no starting frames"
+            )
+        self._out_history("pool_00", pool)
+        sizes = self.ctx.params["initial_selection"]
+        quota = {
+            "0": int(sizes["framework"]),
+            **{str(n): int(sizes["per_loading"]) for n in self.ctx.loadings},
+        }
+        parameters = {
+            **self.ctx.params["selection"],
+            "group_by": "loading",
+            "quota": quota,
+            "sigma_window": None,
+        }
+        outputs = select_frames(pool=pool, parameters=orm.Dict(parameters), **self._training_kwargs())
+        self._out_history("selection_00", outputs["report"])
+        if "map" in outputs:
+            self._out_history("map_00", outputs["map"])
+        if "selected" not in outputs:
+            return self.exit_codes.ERROR_INITIAL_SAMPLING_FAILED.format(
+                detail="the selection picked no frame"
+            )
+        self.ctx.to_label = outputs["selected"]
+        self.ctx.row.update(
+            {"n_explored": len(pool), "n_blowups": blowups, "n_selected": len(outputs["selected"])}
+        )
+        self.report(
+            f"initial sampling: {len(pool)} frames, {blowups} MD blow-up(s); "
+            f"selected {len(outputs['selected'])}"
+        )
+        return None
+
+    def _training_kwargs(self) -> dict:
+        return {"training_set": self.ctx.training_set} if self.ctx.training_set is not None else {}
+
+    # --- labelling -----------------------------------------------------------------------------------
+    def run_labelling(self):
+        """CP2K labels of the selected frames (LabellingWorkChain)."""
+        inputs = AttributeDict(self.exposed_inputs(LabellingWorkChain, "labelling"))
+        inputs.structures = self.ctx.to_label
+        settings = self.ctx.params["labelling"]
+        inputs.max_concurrent = orm.Int(int(settings["max_concurrent"]))
+        inputs.max_failed_fraction = orm.Float(float(settings["max_failed_fraction"]))
+        inputs.metadata = {"call_link_label": f"label_iteration_{self._tag()}"}
+        return ToContext(labelling=self.submit(LabellingWorkChain, **inputs))
+
+    def inspect_labelling(self):
+        """Training set k = training set k-1 + the new labels (a calcfunction: its own node)."""
+        node = self.ctx.labelling
+        failed = node.outputs.failed.get_dict().get("count", 0) if "failed" in node.outputs else None
+        if not node.is_finished_ok or "labelled" not in node.outputs:
+            return self.exit_codes.ERROR_LABELLING_FAILED.format(
+                iteration=self.ctx.iteration, detail=f"{node.process_label}<{node.pk}>: {node.exit_message}"
+            )
+        labelled = node.outputs.labelled
+        kwargs = {
+            "labelled": labelled,
+            **({"previous": self.ctx.training_set} if self.ctx.training_set else {}),
+        }
+        self.ctx.training_set = alf.extend_training_set(orm.Int(self.ctx.iteration), **kwargs)
+        self._out_history(f"training_set_{self._tag()}", self.ctx.training_set)
+        self.ctx.row.update({"n_labelled": len(labelled), "n_failed": failed})
+        self.report(
+            f"iteration {self.ctx.iteration}: labelled {len(labelled)} frame(s), {failed} failed; "
+            f"training set now {len(self.ctx.training_set)} frames"
+        )
+        return None
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def prepare_loop(self):
+        """Training set 0 and the starting frame of every loading; first iteration number."""
+        if self.should_sample_initially():
+            self.ctx.rows.append(self.ctx.row)
+        if self.ctx.starting_frames is None:
+            kwargs = {"training_set": self.ctx.training_set}
+            if "guest" in self.inputs:
+                kwargs["guest"] = self.inputs.guest
+            self.ctx.starting_frames = alf.build_starting_frames(
+                self.inputs.structure, orm.Dict({"loadings": self.ctx.loadings}), **kwargs
+            )
+            self._out_history("starting_frames", self.ctx.starting_frames)
+        self.ctx.iteration = int(self.ctx.params["first_iteration"])
+
+    def should_iterate(self) -> bool:
+        return not self.ctx.stop and self.ctx.iteration <= int(self.ctx.params["max_iterations"])
+
+    def run_training(self):
+        """Fine-tune the ensemble on the current training set (skipped when ``initial_models`` apply)."""
+        self.ctx.row = {"iteration": self.ctx.iteration, "n_training": len(self.ctx.training_set)}
+        if self.ctx.models is not None and self.ctx.iteration == int(self.ctx.params["first_iteration"]):
+            self.report(f"iteration {self.ctx.iteration}: using the given initial_models, no training")
+            return None
+        inputs = AttributeDict(self.exposed_inputs(EnsembleTrainingWorkChain, "training"))
+        train = AttributeDict(inputs.train)
+        train.train = AttributeDict(train.train)
+        train.train.training_set = self.ctx.training_set
+        train.train.foundation_model = self.inputs.foundation_model
+        inputs.train = train
+        inputs.first_seed = orm.Int(int(self.ctx.params["seed"]) + 100 * self.ctx.iteration)
+        inputs.metadata = {"call_link_label": f"train_iteration_{self._tag()}"}
+        return ToContext(training=self.submit(EnsembleTrainingWorkChain, **inputs))
+
+    def inspect_training(self):
+        """Keep the ensemble; record the members' validation error."""
+        if "training" not in self.ctx:
+            self.ctx.row["valid_mae_f"] = None
+            return None
+        node = self.ctx.pop("training")
+        if not node.is_finished_ok:
+            self.report(f"{node.process_label}<{node.pk}> failed: {node.exit_message}")
+            return self.exit_codes.ERROR_TRAINING_FAILED.format(iteration=self.ctx.iteration)
+        self.ctx.models = dict(node.outputs.models.items())
+        for label, model in self.ctx.models.items():
+            self._out_history(f"models_{self._tag()}.{label}", model)
+        self.ctx.row["valid_mae_f"] = node.outputs.summary.get("mean_valid_mae_f")
+        return None
+
+    def _model_0(self) -> MaceModelData:
+        return self.ctx.models[sorted(self.ctx.models)[0]]
+
+    def run_exploration(self):
+        """MD per loading and temperature with model 0 from the starting frames; MD-GCMC when asked."""
+        frames = self.ctx.starting_frames
+        self.ctx.explore_runs = self._submit_md_grid(
+            frames, range(len(frames)), self._model_0(), f"explore_{self._tag()}", self.ctx.temperatures
+        )
+        gcmc = self.ctx.params["gcmc"]
+        if gcmc["pressures_bar"] and "guest" in self.inputs:
+            runs = self._submit_md_grid(
+                frames, [0], self._model_0(), f"gcmc_{self._tag()}", self.ctx.temperatures, gcmc=dict(gcmc)
+            )
+            self.ctx.explore_runs.update({key: {**tags, "source": "md_gcmc"} for key, tags in runs.items()})
+
+    def run_deviation(self):
+        """Merge the explored frames; ensemble deviation of each."""
+        explored, blowups, failed = self._collect_md(self.ctx.explore_runs)
+        if explored is None:
+            return self.exit_codes.ERROR_EXPLORATION_FAILED.format(iteration=self.ctx.iteration)
+        self.ctx.explored = explored
+        self._out_history(f"explored_{self._tag()}", explored)
+        self.ctx.row.update({"n_explored": len(explored), "n_blowups": blowups, "n_md_failed": failed})
+        inputs = AttributeDict(self.exposed_inputs(DeviationBaseWorkChain, "deviation"))
+        inputs.deviation = AttributeDict(inputs.deviation)
+        inputs.deviation.frames = explored
+        inputs.deviation.models = self.ctx.models
+        inputs.metadata = {"call_link_label": f"deviation_iteration_{self._tag()}"}
+        return ToContext(deviation=self.submit(DeviationBaseWorkChain, **inputs))
+
+    def assess(self):
+        """Converged? (a calcfunction records the decision and the selection window)."""
+        node = self.ctx.deviation
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_DEVIATION_FAILED.format(iteration=self.ctx.iteration)
+        self._out_history(f"deviation_{self._tag()}", node.outputs.deviation)
+        settings = {
+            "trust": self.ctx.params["trust"],
+            "converged_fraction": self.ctx.params["converged_fraction"],
+            "n_blowups": self.ctx.row.get("n_blowups", 0),
+        }
+        result = alf.assess_exploration(self.ctx.explored, node.outputs.deviation, orm.Dict(settings))
+        summary = result["summary"]
+        self._out_history(f"convergence_{self._tag()}", summary)
+        self.ctx.decisions[f"convergence_{self._tag()}"] = summary
+        self.ctx.window_sigma = result["window_sigma"]
+        numbers = summary.get_dict()
+        for key in alf.DECISION_KEYS:
+            self.ctx.row[key] = numbers[key]
+        self.ctx.row.update({"n_selected": 0, "n_labelled": 0, "n_failed": 0})
+        if numbers["converged"]:
+            self.ctx.stop = True
+        elif self.ctx.iteration >= int(self.ctx.params["max_iterations"]):
+            self.ctx.stop = True
+            self.ctx.exit = self.exit_codes.WARNING_NOT_CONVERGED.format(iterations=self.ctx.iteration)
+        return None
+
+    def should_label(self) -> bool:
+        return not self.ctx.stop
+
+    def select_candidates(self):
+        """Candidates in [lo, hi]: the most diverse ``selection_per_loading`` per loading, de-duplicated."""
+        trust = self.ctx.params["trust"]
+        parameters = {
+            **self.ctx.params["selection"],
+            "group_by": "loading",
+            "quota": int(self.ctx.params["selection_per_loading"]),
+            "sigma_window": [float(trust["lo"]), float(trust["hi"])],
+        }
+        outputs = select_frames(
+            pool=self.ctx.explored,
+            parameters=orm.Dict(parameters),
+            sigma=self.ctx.window_sigma,
+            **self._training_kwargs(),
+        )
+        self._out_history(f"selection_{self._tag()}", outputs["report"])
+        if "map" in outputs:
+            self._out_history(f"map_{self._tag()}", outputs["map"])
+        if "selected" not in outputs:
+            self.ctx.to_label = None
+            self.ctx.stop = True
+            self.ctx.exit = self.exit_codes.WARNING_NO_CANDIDATES.format(iteration=self.ctx.iteration)
+            return
+        self.ctx.to_label = outputs["selected"]
+        self.ctx.row["n_selected"] = len(self.ctx.to_label)
+
+    def has_selection(self) -> bool:
+        return self.ctx.to_label is not None
+
+    def close_iteration(self):
+        """Report this iteration's numbers; next iteration."""
+        row = self.ctx.row
+        self.ctx.rows.append(row)
+        loadings = ", ".join(
+            f"{key}: {value['fraction_below_lo']:.0%}"
+            for key, value in (row.get("per_loading") or {}).items()
+        )
+        self.report(
+            f"iteration {row['iteration']}: trained on {row.get('n_training')} frames "
+            f"(validation MAE {row.get('valid_mae_f')} eV/A); explored {row.get('n_explored')} frames "
+            f"({row.get('n_blowups', 0)} blow-up(s)); below lo per loading {{{loadings}}}; "
+            f"{row.get('n_above_hi')} above hi; {row.get('n_candidates')} candidates, "
+            f"{row.get('n_selected')} selected, {row.get('n_labelled')} labelled, "
+            f"{row.get('n_failed')} failed; "
+            f"{'converged' if row.get('converged') else 'not converged'}"
+        )
+        self.ctx.iteration += 1
+
+    # --- final validation ----------------------------------------------------------------------------
+    def should_validate(self) -> bool:
+        return bool(self.ctx.params["validation"]["enabled"]) and self.ctx.models is not None
+
+    def run_validation_md(self):
+        """A longer MD per loading with the final model 0."""
+        settings = self.ctx.params["validation"]
+        frames = self.ctx.starting_frames
+        steps = int(settings["md_steps"])
+        base = self.exposed_inputs(LammpsMdBaseWorkChain, "md")["md"]
+        dump = int((base["parameters"].get_dict() if "parameters" in base else {}).get("dump_interval", 50))
+        self.ctx.validation_runs = self._submit_md_grid(
+            frames,
+            range(len(frames)),
+            self._model_0(),
+            "validation",
+            [float(settings["temperature"])],
+            steps=steps,
+            dump_interval=max(1, min(dump, steps // 10)),
+        )
+
+    def run_validation_labelling(self):
+        """Random frames of each loading's validation MD, labelled with CP2K."""
+        frames, _, _ = self._collect_md(self.ctx.validation_runs)
+        if frames is None:
+            self.ctx.validation_error = "no validation MD gave frames"
+            return None
+        settings = self.ctx.params["validation"]
+        picked = alf.pick_random_frames(
+            frames,
+            orm.Dict(
+                {
+                    "n_per_loading": int(settings["n_per_loading"]),
+                    "skip": int(settings.get("skip", 0)),
+                    "seed": int(self.ctx.params["seed"]),
+                }
+            ),
+        )
+        inputs = AttributeDict(self.exposed_inputs(LabellingWorkChain, "labelling"))
+        inputs.structures = picked
+        inputs.max_concurrent = orm.Int(int(self.ctx.params["labelling"]["max_concurrent"]))
+        inputs.max_failed_fraction = orm.Float(1.0)
+        inputs.metadata = {"call_link_label": "label_validation"}
+        return ToContext(validation_labelling=self.submit(LabellingWorkChain, **inputs))
+
+    def run_validation_deviation(self):
+        """Ensemble predictions on the labelled validation frames."""
+        if self.ctx.get("validation_error"):
+            return None
+        node = self.ctx.validation_labelling
+        if "labelled" not in node.outputs:
+            self.ctx.validation_error = f"no validation frame could be labelled ({node.exit_message})"
+            return None
+        self.ctx.validation_labelled = node.outputs.labelled
+        inputs = AttributeDict(self.exposed_inputs(DeviationBaseWorkChain, "deviation"))
+        inputs.deviation = AttributeDict(inputs.deviation)
+        inputs.deviation.frames = node.outputs.labelled
+        inputs.deviation.models = self.ctx.models
+        inputs.metadata = {"call_link_label": "deviation_validation"}
+        return ToContext(validation_deviation=self.submit(DeviationBaseWorkChain, **inputs))
+
+    def compute_validation(self):
+        """MAE/RMSE of energy per atom and forces of the ensemble mean, overall and per loading."""
+        if self.ctx.get("validation_error"):
+            return None
+        node = self.ctx.validation_deviation
+        if not node.is_finished_ok:
+            self.ctx.validation_error = f"{node.process_label}<{node.pk}> failed: {node.exit_message}"
+            return None
+        result = alf.validation_errors(self.ctx.validation_labelled, node.outputs.deviation)
+        self.out("validation", result["metrics"])
+        self.out("validation_frames", result["frames"])
+        metrics = result["metrics"].get_dict()
+        self.report(
+            f"validation on {metrics['n_frames']} frames: energy MAE {1000 * metrics['mae_e_per_atom']:.2f} "
+            f"meV/atom, force MAE {1000 * metrics['mae_f']:.1f} meV/A (RMSE {1000 * metrics['rmse_f']:.1f})"
+        )
+        return None
+
+    # --- outputs -------------------------------------------------------------------------------------
+    def finalize(self):
+        """Final training set, ensemble and iteration table (a calcfunction of the rows and the decisions)."""
+        if self.ctx.training_set is not None:
+            self.out("training_set", self.ctx.training_set)
+        if self.ctx.models:
+            for label, model in self.ctx.models.items():
+                self.out(f"models.{label}", model)
+        settings = {key: self.ctx.params[key] for key in ("trust", "converged_fraction")}
+        table = alf.tabulate_iterations(orm.List(self.ctx.rows), orm.Dict(settings), **self.ctx.decisions)
+        self.out("iterations", table)
+        if self.ctx.get("validation_error"):
+            return self.exit_codes.ERROR_VALIDATION_FAILED.format(detail=self.ctx.validation_error)
+        if self.ctx.exit is not None:
+            return self.ctx.exit
+        self.report(f"converged after iteration {self.ctx.rows[-1]['iteration']}")
+        return None

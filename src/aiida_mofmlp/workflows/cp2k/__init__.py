@@ -1,0 +1,1 @@
+"""CP2K work chains: single points with restart handlers, labelling of structure sets, AIMD."""

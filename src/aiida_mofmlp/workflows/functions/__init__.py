@@ -1,0 +1,1 @@
+"""Calcfunctions: every transformation of frames and every decision of the work chains, with provenance."""

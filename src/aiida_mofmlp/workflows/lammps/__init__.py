@@ -1,0 +1,1 @@
+"""LAMMPS work chains: MD and MD-GCMC with restart handlers."""

@@ -1,0 +1,1 @@
+"""MACE work chains: fine-tuning with restarts, ensembles, ensemble deviation."""

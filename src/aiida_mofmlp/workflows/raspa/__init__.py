@@ -1,0 +1,1 @@
+"""RASPA work chains: Widom, GCMC isotherms and guest snapshots, with their force fields."""

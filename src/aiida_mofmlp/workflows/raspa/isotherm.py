@@ -1,0 +1,640 @@
+"""Classical GCMC with RASPA: Widom insertion, an adsorption isotherm, and loading snapshots.
+
+Rigid framework with UFF Lennard-Jones, rigid guest with its own sites (TraPPE for the built-in guests),
+Lorentz-Berthelot mixing, Ewald summation when anything is charged; the number of unit cells follows from
+the cutoff and the cell's perpendicular widths. Each pressure and each snapshot loading is its own RASPA
+calculation, so a failure at one pressure keeps the others. The calculations are parsed by ``mofmlp.raspa``
+(:class:`aiida_mofmlp.parsers.raspa.RaspaParser`); the work chain reads its ``output_parameters`` only.
+Parameters and protocols: ``workflows/protocols/raspa.yaml``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, calcfunction, if_
+from aiida.plugins import CalculationFactory
+
+from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.data.guest import GuestMoleculeData
+from aiida_mofmlp.data.structure_set import StructureSetData
+from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin, load_overrides, read_protocol_file
+from aiida_mofmlp.workflows.raspa import forcefield as ff
+from aiida_mofmlp.workflows.raspa import results as rr
+
+RaspaCalculation = CalculationFactory("raspa")
+
+FRAMEWORK_NAME = "framework"
+BAR_TO_PA = 1.0e5
+CHARGE_CHOICES = ("none", "cif")
+PROTOCOL_FILE = "raspa.yaml"
+#: the parser plugin of every RASPA calculation (loading blocks, enthalpy, final guest positions)
+PARSER_NAME = "mofmlp.raspa"
+#: input ports whose values a protocol holds; any other key of ``overrides`` is a parameter
+PROTOCOL_PORTS = ("parameters", "options")
+
+
+def default_parameters() -> dict:
+    """The work chain's parameters with their defaults (``default_inputs.parameters`` of raspa.yaml)."""
+    return copy.deepcopy(read_protocol_file(PROTOCOL_FILE)["default_inputs"]["parameters"])
+
+
+#: the valid keys of the ``parameters`` input
+PARAMETER_KEYS = frozenset(default_parameters())
+
+
+def get_protocol(protocol: str | None = None) -> dict:
+    """Parameters of a protocol (``fast``, ``balanced``, ``stringent``; default: the file's default)."""
+    return IsothermWorkChain.get_protocol_inputs(protocol)["parameters"]
+
+
+def validate_parameters(parameters: dict) -> str | None:
+    """A message describing what is wrong with the work chain ``parameters``, or None when they are valid."""
+    unknown = set(parameters) - PARAMETER_KEYS
+    if unknown:
+        return f"unknown parameters {sorted(unknown)}; valid: {sorted(PARAMETER_KEYS)}"
+    p = {**default_parameters(), **parameters}
+    if p["framework_charges"] not in CHARGE_CHOICES:
+        extra = (
+            " (EQeq needs pyeqeq, which is not available in this installation)"
+            if p["framework_charges"] == "eqeq"
+            else ""
+        )
+        value = p["framework_charges"]
+        return f"framework_charges={value!r} is not valid; choose one of {CHARGE_CHOICES}{extra}"
+    for key in ("temperature", "cutoff"):
+        if not isinstance(p[key], (int, float)) or p[key] <= 0:
+            return f"{key}={p[key]!r} must be a positive number"
+    pressures = p["pressures"]
+    if p["run_isotherm"] and (
+        not pressures or any(not isinstance(x, (int, float)) or x <= 0 for x in pressures)
+    ):
+        return f"pressures={pressures!r} must be a non-empty list of positive pressures in bar"
+    loadings = p["snapshot_loadings"]
+    if p["run_snapshots"] and (not loadings or any(not isinstance(n, int) or n < 1 for n in loadings)):
+        return (
+            f"snapshot_loadings={loadings!r} must be a non-empty list of positive integers (guests per cell)"
+        )
+    for key in ("widom_cycles", "init_cycles", "prod_cycles", "snapshot_init_cycles", "snapshot_cycles"):
+        if not isinstance(p[key], int) or p[key] < (0 if "init" in key else 1):
+            return f"{key}={p[key]!r} must be an integer >= {0 if 'init' in key else 1}"
+    tolerance = p["equilibration_tolerance"]
+    if tolerance is not None and (not isinstance(tolerance, (int, float)) or tolerance <= 0):
+        return f"equilibration_tolerance={tolerance!r} must be a positive number or null (no check)"
+    return None
+
+
+def framework_atoms(structure: orm.StructureData | orm.CifData):
+    """ASE Atoms of the framework input (a CifData is expanded to P1 by ASE)."""
+    return structure.get_ase()
+
+
+def _validate_inputs(inputs, _ctx) -> str | None:
+    if "parameters" not in inputs:
+        return None
+    parameters = inputs["parameters"].get_dict()
+    message = validate_parameters(parameters)
+    if message:
+        return f"parameters: {message}"
+    p = {**default_parameters(), **parameters}
+    if "structure" not in inputs:  # exposed by a work chain that sets the structure itself
+        return None
+    if p["framework_charges"] == "cif":
+        if not isinstance(inputs["structure"], orm.CifData):
+            return (
+                "parameters: framework_charges='cif' needs `structure` to be a CifData with _atom_site_charge"
+            )
+        try:
+            cif_charges(inputs["structure"])
+        except ValueError as exc:
+            return f"structure: {exc}"
+    elements = framework_atoms(inputs["structure"]).get_chemical_symbols()
+    try:
+        ff.framework_lj_parameters(elements, p["force_field_parameters"])
+    except ValueError as exc:
+        return f"structure: {exc}"
+    return None
+
+
+def cif_charges(cif: orm.CifData) -> np.ndarray:
+    """Per-atom charges (e) of a CIF's ``_atom_site_charge``, expanded by symmetry like ASE's atoms.
+
+    Raises ``ValueError`` when the CIF has no charges or they cannot be matched to the atoms.
+    """
+    atoms = cif.get_ase(store_tags=True)
+    charges = atoms.info.get("_atom_site_charge")
+    if charges is None:
+        raise ValueError(
+            f"CifData<{cif.pk or 'unstored'}> ({cif.filename}) has no _atom_site_charge column; "
+            "use framework_charges='none' or give a CIF with charges"
+        )
+    charges = np.asarray(charges, dtype=float)
+    kinds = atoms.arrays.get("spacegroup_kinds")
+    if kinds is not None:
+        return charges[kinds]
+    if len(charges) != len(atoms):
+        raise ValueError(f"{cif.filename}: {len(charges)} charges for {len(atoms)} atoms")
+    return charges
+
+
+@calcfunction
+def prepare_framework(structure: orm.Data, parameters: orm.Dict) -> orm.CifData:
+    """The P1 CIF for RASPA, atoms as ASE expands them; charges from the input CIF or all zero.
+
+    RASPA and the snapshot frames then see exactly the same atoms, whatever the CIF's symmetry setting.
+    """
+    import io
+
+    atoms = framework_atoms(structure)
+    charges = cif_charges(structure) if parameters["framework_charges"] == "cif" else None
+    text = ff.p1_cif(atoms, charges=charges, name=FRAMEWORK_NAME)
+    return orm.CifData(file=io.BytesIO(text.encode()), filename=f"{FRAMEWORK_NAME}.cif")
+
+
+@calcfunction
+def write_force_field(framework: orm.CifData, guest: GuestMoleculeData, parameters: orm.Dict) -> dict:
+    """RASPA force-field files: pseudo atoms, Lennard-Jones mixing rules, rule overrides, guest molecule."""
+    import io
+
+    elements = framework.get_ase().get_chemical_symbols()
+    lj = ff.framework_lj_parameters(elements, parameters.get_dict().get("force_field_parameters"))
+    texts = {
+        "pseudo_atoms": ("pseudo_atoms.def", ff.pseudo_atoms_def(lj, guest.sites)),
+        "mixing_rules": ("force_field_mixing_rules.def", ff.mixing_rules_def(lj, guest.sites)),
+        "force_field": ("force_field.def", ff.force_field_def()),
+        "molecule": (
+            f"{guest.name}.def",
+            ff.molecule_def(
+                guest.name,
+                guest.sites,
+                guest.critical_temperature,
+                guest.critical_pressure,
+                guest.acentric_factor,
+            ),
+        ),
+    }
+    outputs = {
+        key: orm.SinglefileData(io.BytesIO(text.encode()), filename=filename)
+        for key, (filename, text) in texts.items()
+    }
+    p = parameters.get_dict()
+    cell = np.asarray(framework.get_ase().cell)
+    charged = p["framework_charges"] != "none" or any(abs(site["charge"]) > 0 for site in guest.sites)
+    outputs["summary"] = orm.Dict(
+        {
+            "framework": "UFF",
+            "framework_parameters": {element: {"epsilon": e, "sigma": s} for element, (e, s) in lj.items()},
+            "guest": guest.force_field,
+            "mixing": "Lorentz-Berthelot",
+            "potential": "Lennard-Jones, shifted, no tail corrections",
+            "energy_unit": "K",
+            "electrostatics": "Ewald" if charged else "none",
+            "framework_charges": p["framework_charges"],
+            "cutoff": p["cutoff"],
+            "cutoff_unit": "Angstrom",
+            "unit_cells": ff.unit_cells_for_cutoff(cell, p["cutoff"]),
+            "perpendicular_widths": ff.perpendicular_widths(cell).tolist(),
+        }
+    )
+    return outputs
+
+
+#: per-pressure lists in the ``isotherm`` output (sorted by pressure; only pressures whose RASPA run finished)
+ISOTHERM_FIELDS = (
+    "pressure",
+    "molecules_per_cell",
+    "molecules_per_cell_dev",
+    "mol_kg",
+    "mol_kg_dev",
+    "enthalpy_of_adsorption",
+    "enthalpy_of_adsorption_dev",
+    "drift",
+    "equilibrated",
+    "conversion_factor_molec_uc_to_mol_kg",
+)
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+@calcfunction
+def merge_isotherm(parameters: orm.Dict, summary: orm.Dict, **results) -> orm.Dict:
+    """The isotherm from the pressures that finished, with errors, drift checks and the failed pressures.
+
+    ``results`` maps each finished pressure's key to the ``output_parameters`` of its RASPA calculation
+    (parsed by ``mofmlp.raspa``: loading blocks with their drift, enthalpy of adsorption).
+    """
+    p = parameters.get_dict()
+    info = summary.get_dict()
+    guest = info["guest"]
+    points = []
+    for key, pressure in info["pressures"].items():
+        if key not in results:
+            continue
+        out = results[key].get_dict()[FRAMEWORK_NAME]
+        component = out["components"][guest]
+        factor = component["conversion_factor_molec_uc_to_mol_kg"]
+        drift = out["loading_blocks"]["components"][guest]["relative_drift"]
+        enthalpy = out["enthalpy_of_adsorption"]["total"]
+        enthalpy, enthalpy_dev = enthalpy["average"], enthalpy["dev"]
+        tolerance = p["equilibration_tolerance"]
+        points.append(
+            {
+                "pressure": pressure,
+                "molecules_per_cell": component["loading_absolute_average"],
+                "molecules_per_cell_dev": component["loading_absolute_dev"],
+                "mol_kg": _scaled(component["loading_absolute_average"], factor),
+                "mol_kg_dev": _scaled(component["loading_absolute_dev"], factor),
+                "enthalpy_of_adsorption": enthalpy,
+                "enthalpy_of_adsorption_dev": enthalpy_dev,
+                "drift": drift,
+                "equilibrated": tolerance is None or drift is None or abs(drift) <= tolerance,
+                "conversion_factor_molec_uc_to_mol_kg": factor,
+            }
+        )
+    points.sort(key=lambda point: point["pressure"])
+    isotherm = {
+        "guest": guest,
+        "temperature": p["temperature"],
+        "temperature_unit": "K",
+        "pressure_unit": "bar",
+        "loading_unit": "mol/kg",
+        "loading_cell_unit": "molecules/unit cell",
+        "enthalpy_of_adsorption_unit": "kJ/mol",
+        "equilibration_tolerance": p["equilibration_tolerance"],
+        "failed_pressures": info["failed"],
+        **{field: [point[field] for point in points] for field in ISOTHERM_FIELDS},
+    }
+    return orm.Dict(isotherm)
+
+
+def final_guest_sites(output_parameters: dict, guest_name: str, n_sites: int) -> np.ndarray:
+    """Guest site positions (Angstrom, n_molecules x n_sites x 3) of a canonical run's parsed outputs."""
+    configuration = output_parameters[FRAMEWORK_NAME].get("final_configuration", {})
+    component = configuration.get("components", {}).get(guest_name)
+    if component is None:
+        return np.zeros((0, n_sites, 3))
+    sites = np.asarray(component["site_positions"], dtype=float)
+    if sites.ndim != 3 or sites.shape[1:] != (n_sites, 3):
+        raise ValueError(
+            f"final configuration of {guest_name} has site positions of shape {sites.shape}, "
+            f"but the guest has {n_sites} sites"
+        )
+    return sites
+
+
+@calcfunction
+def collect_snapshots(
+    framework: orm.CifData, guest: GuestMoleculeData, summary: orm.Dict, **results
+) -> StructureSetData:
+    """Framework + guest frames from the final configuration of each canonical run, one per loading.
+
+    ``results`` maps each finished loading's key to the ``output_parameters`` of its RASPA calculation
+    (parsed by ``mofmlp.raspa``, with the ``final_configuration`` of the guests).
+    """
+    info = summary.get_dict()
+    base = framework.get_ase()
+    site_reference = np.array([site["position"] for site in guest.sites])
+    atom_reference = np.array(guest.positions)
+    frames = []
+    for key, meta in info["loadings"].items():
+        if key not in results:
+            continue
+        sites = final_guest_sites(results[key].get_dict(), guest.name, len(guest.sites))
+        atoms = rr.build_snapshot(
+            base, info["unit_cells"], guest.symbols, atom_reference, site_reference, sites, seed=info["seed"]
+        )
+        atoms.info.update(
+            {
+                "source": "raspa",
+                "loading": meta["loading"],
+                "n_guests": len(sites),
+                "temperature": info["temperature"],
+                "config_type": f"raspa_{guest.name}_loading_{meta['loading']}",
+                "calc_uuid": meta["uuid"],
+                "unit_cells": " ".join(str(n) for n in info["unit_cells"]),
+            }
+        )
+        contact = rr.min_guest_contact(atoms)
+        if contact is not None:
+            atoms.info["min_guest_contact"] = contact
+        frames.append(atoms)
+    return StructureSetData.from_frames(frames)
+
+
+class IsothermWorkChain(ProtocolMixin, WorkChain):
+    """Widom insertion, a GCMC isotherm and canonical-MC loading snapshots of a rigid guest in a rigid MOF."""
+
+    _protocol_file = PROTOCOL_FILE
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structure", valid_type=(orm.CifData, orm.StructureData), help="The framework.")
+        spec.input("guest", valid_type=GuestMoleculeData, help="The adsorbate.")
+        spec.input("code", valid_type=orm.AbstractCode, help="RASPA2 `simulate` (plugin `raspa`).")
+        spec.input(
+            "parameters",
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict({}),
+            help=f"Work chain parameters {sorted(PARAMETER_KEYS)}; defaults in protocols/raspa.yaml.",
+        )
+        spec.input(
+            "options",
+            valid_type=orm.Dict,
+            required=False,
+            help="metadata.options of each RASPA calculation (resources, max_wallclock_seconds, ...).",
+        )
+        spec.inputs.validator = _validate_inputs
+        spec.outline(
+            cls.setup,
+            if_(cls.should_run_widom)(cls.run_widom, cls.inspect_widom),
+            if_(cls.should_run_isotherm)(cls.run_isotherm, cls.inspect_isotherm),
+            if_(cls.should_run_snapshots)(cls.run_snapshots, cls.inspect_snapshots),
+            cls.finalize,
+        )
+        spec.output("framework", valid_type=orm.CifData, help="The CIF given to RASPA.")
+        spec.output("force_field", valid_type=orm.Dict, help="Force-field choices, cutoff and unit cells.")
+        spec.output(
+            "widom", valid_type=orm.Dict, required=False, help="Henry coefficient, adsorption energy."
+        )
+        spec.output(
+            "isotherm", valid_type=orm.Dict, required=False, help="Loading per pressure, with errors."
+        )
+        spec.output(
+            "snapshots", valid_type=StructureSetData, required=False, help="Framework + guest frames."
+        )
+        spec.exit_code(
+            401, "ERROR_MISSING_FORCE_FIELD_PARAMETERS", message="No force-field parameters for {elements}."
+        )
+        spec.exit_code(
+            410, "ERROR_WIDOM_FAILED", message="The Widom insertion RASPA calculation failed: {reason}"
+        )
+        spec.exit_code(420, "ERROR_GCMC_FAILED", message="RASPA failed at pressure(s) {pressures} bar.")
+        spec.exit_code(
+            421,
+            "ERROR_GCMC_NOT_EQUILIBRATED",
+            message="GCMC not equilibrated at pressure(s) {pressures} bar (loading drift above {tolerance}).",
+        )
+        spec.exit_code(
+            430, "ERROR_SNAPSHOTS_FAILED", message="RASPA failed for snapshot loading(s) {loadings}."
+        )
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        structure: orm.CifData | orm.StructureData,
+        guest: GuestMoleculeData | str,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        options: dict | None = None,
+    ):
+        """A builder from protocol ``fast`` / ``balanced`` / ``stringent``, with ``overrides`` on top.
+
+        ``overrides`` (a dict or the path of a YAML file) holds parameters (``{"cutoff": 8.0, ...}``) and may
+        hold ``parameters`` / ``options`` like the input ports; it is deep-merged into the protocol.
+        ``options`` are merged into the protocol's ``options``. CIF charges fall back to ``none`` when the
+        structure is not a CifData.
+        """
+        overrides = load_overrides(overrides)
+        nested = {key: overrides.pop(key) for key in PROTOCOL_PORTS if key in overrides}
+        nested["parameters"] = deep_merge(nested.get("parameters") or {}, overrides)
+        if options:
+            nested["options"] = deep_merge(nested.get("options") or {}, options)
+        inputs = cls.get_protocol_inputs(protocol, nested)
+        parameters = inputs["parameters"]
+        if parameters["framework_charges"] == "cif" and not isinstance(structure, orm.CifData):
+            parameters["framework_charges"] = "none"
+        builder = cls.get_builder()
+        builder.code = code
+        builder.structure = structure
+        builder.guest = GuestMoleculeData.builtin(guest) if isinstance(guest, str) else guest
+        builder.parameters = orm.Dict(parameters)
+        if inputs.get("options"):
+            builder.options = orm.Dict(inputs["options"])
+        return builder
+
+    # --- steps --------------------------------------------------------------------------------------
+    def setup(self):
+        """Resolve parameters, write the framework CIF and force-field files, choose the unit cells."""
+        self.ctx.p = {**default_parameters(), **self.inputs.parameters.get_dict()}
+        full = orm.Dict(self.ctx.p)
+        self.ctx.framework = prepare_framework(self.inputs.structure, full)
+        atoms = self.ctx.framework.get_ase()
+        try:
+            ff.framework_lj_parameters(atoms.get_chemical_symbols(), self.ctx.p["force_field_parameters"])
+        except ValueError as exc:
+            self.report(str(exc))
+            return self.exit_codes.ERROR_MISSING_FORCE_FIELD_PARAMETERS.format(elements=str(exc))
+        files = write_force_field(self.ctx.framework, self.inputs.guest, full)
+        summary = files.pop("summary")
+        self.ctx.files = files
+        self.ctx.unit_cells = summary["unit_cells"]
+        self.ctx.charged = summary["electrostatics"] == "Ewald"
+        self.out("framework", self.ctx.framework)
+        self.out("force_field", summary)
+        self.ctx.failed_gcmc = []
+        self.ctx.not_equilibrated = []
+        return None
+
+    def _raspa_parameters(self, cycles: int, init_cycles: int, pressure_bar: float = 0.0) -> dict:
+        p = self.ctx.p
+        general = {
+            "SimulationType": "MonteCarlo",
+            "NumberOfCycles": cycles,
+            "NumberOfInitializationCycles": init_cycles,
+            "PrintEvery": max(1, (cycles + init_cycles) // 10),
+            "Forcefield": "Local",
+            "CutOffVDW": p["cutoff"],
+            "CutOffChargeCharge": p["cutoff"],
+            "ChargeMethod": "Ewald" if self.ctx.charged else "None",
+            "EwaldPrecision": p["ewald_precision"],
+            "UseChargesFromCIFFile": p["framework_charges"] == "cif",
+            "RemoveAtomNumberCodeFromLabel": True,
+        }
+        system = {
+            FRAMEWORK_NAME: {
+                "type": "Framework",
+                "UnitCells": " ".join(str(n) for n in self.ctx.unit_cells),
+                "ExternalTemperature": p["temperature"],
+                "ExternalPressure": pressure_bar * BAR_TO_PA,
+            }
+        }
+        return {"GeneralSettings": general, "System": system, "Component": {}}
+
+    def _builder(self, parameters: dict, label: str):
+        builder = RaspaCalculation.get_builder()
+        builder.code = self.inputs.code
+        builder.parameters = orm.Dict(parameters)
+        builder.framework = {FRAMEWORK_NAME: self.ctx.framework}
+        builder.file = dict(self.ctx.files)
+        if "options" in self.inputs:  # one by one: options left out keep RaspaCalculation's defaults
+            for key, value in self.inputs.options.get_dict().items():
+                builder.metadata.options[key] = value
+        builder.metadata.options.parser_name = PARSER_NAME
+        builder.metadata.call_link_label = label
+        return builder
+
+    def should_run_widom(self):
+        return bool(self.ctx.p["run_widom"])
+
+    def run_widom(self):
+        """Widom test-particle insertion: Henry coefficient and average adsorption energy."""
+        parameters = self._raspa_parameters(self.ctx.p["widom_cycles"], 0)
+        parameters["Component"][self.inputs.guest.name] = {
+            "MoleculeDefinition": "Local",
+            "WidomProbability": 1.0,
+            "CreateNumberOfMolecules": 0,
+        }
+        return ToContext(widom=self.submit(RaspaCalculation, **self._builder(parameters, "widom")))
+
+    def inspect_widom(self):
+        """Attach the Henry coefficient and adsorption energy."""
+        calc = self.ctx.widom
+        if not calc.is_finished_ok:
+            return self.exit_codes.ERROR_WIDOM_FAILED.format(
+                reason=f"exit status {calc.exit_status}: {calc.exit_message}"
+            )
+        self.out("widom", extract_widom(calc.outputs.output_parameters, orm.Str(self.inputs.guest.name)))
+        return None
+
+    def should_run_isotherm(self):
+        return bool(self.ctx.p["run_isotherm"])
+
+    def run_isotherm(self):
+        """One GCMC calculation per pressure, all at once."""
+        p = self.ctx.p
+        self.ctx.pressures = {}
+        for index, pressure in enumerate(sorted(p["pressures"])):
+            key = f"p{index}"
+            self.ctx.pressures[key] = float(pressure)
+            parameters = self._raspa_parameters(p["prod_cycles"], p["init_cycles"], float(pressure))
+            parameters["Component"][self.inputs.guest.name] = {
+                "MoleculeDefinition": "Local",
+                "TranslationProbability": 1.0,
+                "RotationProbability": 1.0,
+                "ReinsertionProbability": 1.0,
+                "SwapProbability": 2.0,
+                "CreateNumberOfMolecules": 0,
+            }
+            self.to_context(
+                **{key: self.submit(RaspaCalculation, **self._builder(parameters, f"gcmc_{key}"))}
+            )
+
+    def inspect_isotherm(self):
+        """Merge the finished pressures into the isotherm; name the failed and non-equilibrated ones."""
+        results, failed = {}, []
+        for key, pressure in self.ctx.pressures.items():
+            calc = self.ctx[key]
+            if calc.is_finished_ok:
+                results[key] = calc.outputs.output_parameters
+            else:
+                self.report(
+                    f"GCMC at {pressure} bar failed: exit status {calc.exit_status} {calc.exit_message}"
+                )
+                failed.append(
+                    {"pressure": pressure, "exit_status": calc.exit_status, "message": calc.exit_message}
+                )
+        summary = orm.Dict(
+            {"guest": self.inputs.guest.name, "pressures": self.ctx.pressures, "failed": failed}
+        )
+        isotherm = merge_isotherm(orm.Dict(self.ctx.p), summary, **results)
+        self.out("isotherm", isotherm)
+        self.ctx.failed_gcmc = [item["pressure"] for item in failed]
+        self.ctx.not_equilibrated = [
+            pressure
+            for pressure, ok in zip(
+                isotherm.get("pressure", []), isotherm.get("equilibrated", []), strict=True
+            )
+            if not ok
+        ]
+        for pressure in self.ctx.not_equilibrated:
+            self.report(f"GCMC at {pressure} bar is not equilibrated (loading drift above tolerance)")
+
+    def should_run_snapshots(self):
+        return bool(self.ctx.p["run_snapshots"])
+
+    def run_snapshots(self):
+        """One canonical MC run per loading (guests per unit cell x number of unit cells in the box)."""
+        p = self.ctx.p
+        n_cells = int(np.prod(self.ctx.unit_cells))
+        self.ctx.loadings = {}
+        for loading in p["snapshot_loadings"]:
+            key = f"n{loading}"
+            parameters = self._raspa_parameters(p["snapshot_cycles"], p["snapshot_init_cycles"])
+            parameters["Component"][self.inputs.guest.name] = {
+                "MoleculeDefinition": "Local",
+                "TranslationProbability": 1.0,
+                "RotationProbability": 1.0,
+                "ReinsertionProbability": 1.0,
+                "CreateNumberOfMolecules": int(loading) * n_cells,
+            }
+            self.ctx.loadings[key] = int(loading)
+            self.to_context(
+                **{key: self.submit(RaspaCalculation, **self._builder(parameters, f"snapshot_{key}"))}
+            )
+
+    def inspect_snapshots(self):
+        """Turn the final configuration of each canonical run into a framework + guest frame."""
+        results, meta, failed = {}, {}, []
+        for key, loading in self.ctx.loadings.items():
+            calc = self.ctx[key]
+            if calc.is_finished_ok:
+                results[key] = calc.outputs.output_parameters
+                meta[key] = {"loading": loading, "uuid": calc.uuid}
+            else:
+                failed.append(loading)
+        if results:
+            summary = orm.Dict(
+                {
+                    "loadings": meta,
+                    "unit_cells": self.ctx.unit_cells,
+                    "temperature": self.ctx.p["temperature"],
+                    "seed": self.ctx.p["seed"],
+                }
+            )
+            self.out(
+                "snapshots", collect_snapshots(self.ctx.framework, self.inputs.guest, summary, **results)
+            )
+        if failed:
+            return self.exit_codes.ERROR_SNAPSHOTS_FAILED.format(loadings=failed)
+        return None
+
+    def finalize(self):
+        """Exit with a named code when some pressure failed or did not equilibrate (its results are kept)."""
+        if self.ctx.failed_gcmc:
+            return self.exit_codes.ERROR_GCMC_FAILED.format(pressures=self.ctx.failed_gcmc)
+        if self.ctx.not_equilibrated:
+            return self.exit_codes.ERROR_GCMC_NOT_EQUILIBRATED.format(
+                pressures=self.ctx.not_equilibrated, tolerance=self.ctx.p["equilibration_tolerance"]
+            )
+        return None
+
+
+@calcfunction
+def extract_widom(output_parameters: orm.Dict, guest: orm.Str) -> orm.Dict:
+    """Henry coefficient (mol/kg/Pa) and average adsorption energy (kJ/mol) from a Widom run."""
+    component = output_parameters.get_dict()[FRAMEWORK_NAME]["components"][guest.value]
+    return orm.Dict(
+        {
+            "henry_coefficient": component.get("henry_coefficient_average"),
+            "henry_coefficient_dev": component.get("henry_coefficient_dev"),
+            "henry_coefficient_unit": component.get("henry_coefficient_unit", "mol/kg/Pa"),
+            "adsorption_energy": component.get("adsorption_energy_widom_average"),
+            "adsorption_energy_dev": component.get("adsorption_energy_widom_dev"),
+            "adsorption_energy_unit": component.get("adsorption_energy_widom_unit", "kJ/mol"),
+        }
+    )
+
+
+__all__ = [
+    "PARAMETER_KEYS",
+    "IsothermWorkChain",
+    "default_parameters",
+    "get_protocol",
+    "validate_parameters",
+]

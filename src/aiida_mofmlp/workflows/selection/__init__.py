@@ -1,0 +1,1 @@
+"""Selection work chain and the in-process selection calcfunction."""
