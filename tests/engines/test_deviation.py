@@ -10,9 +10,9 @@ from ase import Atoms
 
 from aiida_mofmlp.common.frames import read_frames, write_frames
 from aiida_mofmlp.engines.mace.common import InputError
-from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, toy_frames
 from aiida_mofmlp.engines.mace.deviation import compute_deviation, main
 from aiida_mofmlp.engines.mace.foundation import make_small_model
+from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, toy_frames
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 
 from aiida_mofmlp.common.frames import write_frames
 from aiida_mofmlp.engines.mace.common import InputError
-from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, label_with_model, toy_frames
 from aiida_mofmlp.engines.mace.foundation import main, make_small_model
+from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, label_with_model, toy_frames
 
 
 def test_make_small_model_loads_in_calculator(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiida import orm
 
-from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, label_with_model, toy_frames
 from aiida_mofmlp.engines.mace.foundation import make_small_model
+from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, label_with_model, toy_frames
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from aiida_mofmlp.common.frames import write_frames
-from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, label_with_model, toy_frames
 from aiida_mofmlp.engines.mace.foundation import make_small_model
+from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, label_with_model, toy_frames
 from aiida_mofmlp.engines.mace.train import TRAIN_DEFAULTS, build_train_argv, error_metrics, main
 
 E0S = {"H": -1.0, "C": -2.0, "O": -3.0, "Zn": -4.0}

@@ -25,7 +25,7 @@ def test_protocol_input_regression(protocol, file_regression):
 
 
 def test_stringent_matches_reference_settings():
-    """SCIENCE.md section 1: PBE + D3, DZVP-MOLOPT-SR-GTH, GTH, 4 grids, 600/50 Ry, factor 3, Gamma."""
+    """Jin et al., Chem. Sci. 2026: PBE + D3, DZVP-MOLOPT-SR-GTH, GTH, 4 grids, 600/50 Ry, factor 3, Gamma."""
     parameters = ci.build_parameters(ci.get_protocol("stringent"), ["Zn", "O"])
     dft = parameters["FORCE_EVAL"]["DFT"]
     assert dft["MGRID"] == {"NGRIDS": 4, "CUTOFF": 600, "REL_CUTOFF": 50, "PROGRESSION_FACTOR": 3}

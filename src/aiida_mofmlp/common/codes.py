@@ -17,6 +17,7 @@ CODES = {
     "deviation": ("mofmlp-deviation", "mofmlp-deviation", "mofmlp.deviation"),
     "md": ("mofmlp-md", "mofmlp-md", "mofmlp.lammps_md"),
     "select": ("mofmlp-select", "mofmlp-select", "mofmlp.select"),
+    "xtb": ("mofmlp-xtb", "mofmlp-xtb", "mofmlp.xtb"),
 }
 
 

@@ -150,6 +150,11 @@ class StructureSetData(orm.Data):
         return self.base.attributes.get("has_stress")
 
     @property
+    def periodic(self) -> bool | None:
+        """Whether every frame is periodic in 3 directions (None for sets stored before this was recorded)."""
+        return self.base.attributes.get("periodic", None)
+
+    @property
     def units(self) -> dict:
         return self.base.attributes.get("units")
 
@@ -162,8 +167,10 @@ def summarise(frames: Iterable[Atoms]) -> dict:
     labelled = {key: True for key in fr.LABEL_KEYS}
     metadata: set[str] = set()
     n_with_guests = 0
+    periodic = True
     for atoms in frames:
         count += 1
+        periodic &= bool(np.all(atoms.pbc)) and atoms.cell.rank == 3
         species.update(atoms.get_chemical_symbols())
         n_atoms.append(len(atoms))
         labelled[fr.ENERGY_KEY] &= fr.ENERGY_KEY in atoms.info
@@ -182,4 +189,5 @@ def summarise(frames: Iterable[Atoms]) -> dict:
         "has_forces": bool(count and labelled[fr.FORCES_KEY]),
         "has_stress": bool(count and labelled[fr.STRESS_KEY]),
         "metadata_keys": sorted(metadata),
+        "periodic": bool(count and periodic),
     }

@@ -67,7 +67,7 @@ def model_species(model_path: str | Path) -> list[int]:
 
 def load_model(path: str | Path, device: str = "cpu"):
     """Load a saved MACE model (a pickled torch module)."""
-    import mace  # noqa: F401  (must come before e3nn/torch.load, see FINDINGS.md)
+    import mace  # noqa: F401  (must come before e3nn/torch.load, see docs/source/installation.md)
     import torch
 
     path = Path(path)

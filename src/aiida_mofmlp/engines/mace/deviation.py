@@ -1,6 +1,6 @@
 """Ensemble force deviation of N MACE models on many frames, batched (``mofmlp-deviation``).
 
-For every frame, with forces F_i^(n) of atom i from model n = 1..N (seed 000, Eq. 1)::
+For every frame, with forces F_i^(n) of atom i from model n = 1..N (Jin et al., Chem. Sci. 2026, Eq. 1)::
 
     sigma_i   = sqrt( (1/N) * sum_n |F_i^(n) - <F_i>|^2 )          <F_i> = (1/N) sum_n F_i^(n)
     sigma_max = max_i sigma_i                                        (eV/Angstrom)

@@ -76,6 +76,7 @@ def label_with_model(frames: Sequence[Atoms], model_path: str | Path, stress: bo
         set_labels(atoms, energy=energy, forces=forces, stress=stress_value)
     return frames
 
+
 def build_tiny_model(
     species: list[str],
     path: str | Path,
@@ -85,7 +86,7 @@ def build_tiny_model(
     scale: float = 0.1,
 ) -> Path:
     """Write a small random ``ScaleShiftMACE`` for ``species`` to ``path`` and return the path."""
-    import mace.modules  # noqa: F401  (import mace before e3nn, see FINDINGS)
+    import mace.modules  # noqa: F401  (import mace before e3nn: e3nn's torch.load fails otherwise)
     import torch
     from ase.data import atomic_numbers
     from e3nn import o3

@@ -4,12 +4,13 @@ Two modes: ``naive`` (continue training the foundation on the new data) and ``mu
 fine-tuning: a ``pt_head`` keeps fitting replay data from the foundation's domain while the
 ``Default`` head learns the new data, which avoids forgetting). Multihead mode needs a replay file;
 the engine refuses to run without one rather than let mace fall back silently to naive fine-tuning
-(FINDINGS.md), and checks afterwards that the saved model really has the two heads.
+(mace-torch 0.3 behaviour), and checks afterwards that the saved model really has the two heads.
 
-Default schedule (SCIENCE.md section 1, seed 000): stage 1 energy:forces weights 1:100 at lr 1e-3;
-stage 2 (mace ``--swa``) weights 10:1 at lr 1e-4 from ``start_stage_two`` (default 3/4 of the
-epochs); batch 8, weight decay 5e-7, early stopping with patience 10. ``stress_weight`` > 0 adds
-stress to both stages (seed 003 uses 1:10:100).
+Default schedule (Jin et al., Chem. Sci. 2026, DOI 10.1039/D5SC09058J): stage 1 energy:forces
+weights 1:100 at lr 1e-3; stage 2 (mace ``--swa``) weights 10:1 at lr 1e-4 from ``start_stage_two``
+(default 3/4 of the epochs); batch 8, weight decay 5e-7, early stopping with patience 10.
+``stress_weight`` > 0 adds stress to both stages (Elena et al., npj Comput. Mater. 2025,
+DOI 10.1038/s41524-025-01611-8, use 1:10:100).
 
 Input file (JSON or YAML); paths are relative to the working directory::
 

@@ -1,4 +1,6 @@
-"""CBAD selection (seed 001): cell parameters, bonds, angles and dihedrals binned by atom-type combination.
+"""CBAD selection: cell parameters, bonds, angles and dihedrals binned by atom-type combination.
+
+After Sharma & Sanvito, npj Comput. Mater. 2024, DOI 10.1038/s41524-024-01427-y.
 
 Every frame becomes a set of occupied bins ``(descriptor type, int(value / width))``: the cell lengths
 a, b, c and angles alpha, beta, gamma, and for each bond / angle / dihedral type (element combination,

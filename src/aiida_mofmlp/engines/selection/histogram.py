@@ -1,4 +1,7 @@
-"""Flat-histogram selection (seed 004): bin the pool by energy per atom, draw one frame per bin."""
+"""Flat-histogram selection: bin the pool by energy per atom, draw one frame per bin.
+
+After Castel et al., Digital Discovery 2024, DOI 10.1039/d3dd00236e.
+"""
 
 from __future__ import annotations
 

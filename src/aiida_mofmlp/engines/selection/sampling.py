@@ -98,7 +98,7 @@ def kmeans_sampling(
     min_distance: float = 0.0,
     seed: int = 0,
 ) -> list[int]:
-    """k-means with ``n_select`` clusters; keep the row nearest each centre (seed 000's recipe).
+    """k-means with ``n_select`` clusters; keep the row nearest each centre (Jin et al., 2026).
 
     A row closer than ``min_distance`` to ``existing`` or to a row already kept is skipped in favour of
     the next nearest member of the same cluster; clusters left without a pick are filled by farthest-point

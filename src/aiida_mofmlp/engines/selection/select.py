@@ -3,10 +3,11 @@
 Methods (``method``):
 
 * ``kmeans`` — averaged SOAP per frame (dscribe), optional PCA, k-means, keep the frame nearest each centre
-  (seed 000's recipe).
-* ``fps`` — the same descriptors, greedy farthest-point sampling (seed 003).
-* ``cbad`` — cell, bond, angle and dihedral bins; accept a frame that fills a new bin (seed 001).
-* ``flat_histogram`` — one frame per energy-per-atom bin (seed 004).
+  (Jin et al., Chem. Sci. 2026).
+* ``fps`` — the same descriptors, greedy farthest-point sampling (Elena et al., npj Comput. Mater. 2025).
+* ``cbad`` — cell, bond, angle and dihedral bins; accept a frame that fills a new bin
+  (Sharma & Sanvito, npj Comput. Mater. 2024).
+* ``flat_histogram`` — one frame per energy-per-atom bin (Castel et al., Digital Discovery 2024).
 * ``random`` — uniform random picks (a baseline).
 
 Common options: a ``sigma_window`` [lo, hi] (eV/Angstrom) pre-filter from an ensemble-deviation array,

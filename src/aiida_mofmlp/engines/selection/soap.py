@@ -24,7 +24,7 @@ AVERAGES = ("outer", "inner")
 class SoapSettings:
     """SOAP hyper-parameters (Angstrom) and how per-atom spectra become one vector per frame.
 
-    Defaults follow the MIL-120 reference (seed 000): r_cut 6.0, n_max 9, l_max 3.
+    Defaults follow the MIL-120 reference (Jin et al., Chem. Sci. 2026): r_cut 6.0, n_max 9, l_max 3.
     ``framework_only`` averages over framework atoms (``guest_id == 0``) only, so that many guest
     molecules do not dominate the descriptor; guests still appear as neighbours of framework atoms.
     ``average="outer"`` is the mean of the per-atom power spectra; ``"inner"`` averages the expansion
