@@ -113,3 +113,15 @@ def test_gfn1_xtb_agrees_with_cp2k(xtb_run, require_code, dmof_frames):
     assert correlation > 0.999
     assert mae < 0.03
     assert relative < 0.05
+
+
+def test_lineage_names_the_xtb_calculations(xtb_run):
+    from aiida_mofmlp.tools.lineage import label_provenance, summarise_labels
+
+    rows = label_provenance(xtb_run.outputs.labelled)
+    assert [row["index"] for row in rows] == [0, 1, 2]
+    assert all(row["in_graph"] for row in rows)
+    assert all(row["method"].startswith("GFN1-xTB (tblite 0.") for row in rows)
+    assert len({row["settings_id"] for row in rows}) == 1 and rows[0]["settings_id"].startswith("xtb-")
+    summary = summarise_labels(xtb_run.outputs.labelled)
+    assert summary["n_calculations"] == 2 and summary["all_in_graph"] is True

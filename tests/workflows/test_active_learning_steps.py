@@ -227,6 +227,41 @@ def test_builder_from_protocol_resolves_every_stage(aiida_profile, mofmlp_codes,
     assert seed000.training.ensemble_size.value == 4
 
 
+def test_xtb_labelling_engine_is_chosen_by_parameter(aiida_profile, mofmlp_codes, tmp_path):
+    """``parameters.labelling.engine: xtb`` fills ``xtb_labelling``, needs no CP2K code, and is validated."""
+    from aiida_mofmlp.data import MaceModelData
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
+
+    structure = orm.StructureData(ase=molecule("H2O", vacuum=4.0, pbc=True))
+    model = MaceModelData.from_file(make_small_model(["H", "O", "C"], tmp_path / "m.model"))
+    codes = {kind: code for kind, code in mofmlp_codes.items() if kind != "cp2k"}
+    xtb = {"parameters": {"labelling": {"engine": "xtb"}}, "xtb": {"frames_per_job": 7}}
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
+        structure, model, codes, guest="CO2", protocol="fast", overrides=xtb
+    )
+    assert "code" not in builder.labelling.single_point.cp2k  # no CP2K code needed or given
+    assert builder.xtb_labelling.frames_per_job.value == 7
+    assert builder.xtb_labelling.xtb.xtb.code.uuid == mofmlp_codes["xtb"].uuid
+    assert builder.xtb_labelling.xtb.xtb.parameters["method"] == "GFN1-xTB"
+    with pytest.raises(ValueError, match=r"codes: missing \['xtb'\]"):
+        ActiveLearningWorkChain.get_builder_from_protocol(
+            structure, model, {k: c for k, c in codes.items() if k != "xtb"}, overrides=xtb
+        )
+    with pytest.raises(ValueError, match="valid: cp2k, xtb"):
+        ActiveLearningWorkChain.get_builder_from_protocol(
+            structure, model, codes, overrides={"parameters": {"labelling": {"engine": "dft"}}}
+        )
+    inputs = {
+        "structure": structure,
+        "guest": GuestMoleculeData.builtin("CO2"),
+        "parameters": orm.Dict({"labelling": {"engine": "xtb"}}),
+    }
+    assert "needs the `xtb_labelling` inputs" in validate_inputs(inputs)
+    inputs["xtb_labelling"] = {"frames_per_job": orm.Int(2)}
+    inputs["parameters"] = orm.Dict({"labelling": {"engine": "xtb"}, "initial_sampling": {"aimd_steps": 10}})
+    assert "runs CP2K AIMD" in validate_inputs(inputs)
+
+
 def test_collect_frames_tags_frames_and_drops_collapsed_ones(aiida_profile):
     good = _framework()
     collapsed = _framework()
@@ -273,7 +308,16 @@ def test_loop_defaults_and_protocols_come_from_the_protocol_file():
     assert set(ActiveLearningWorkChain.get_available_protocols()) == {"fast", "balanced", "stringent"}
     defaults = default_parameters()
     assert defaults["loadings"] == [] and defaults["first_iteration"] == 1
-    assert set(override_keys()) == {"parameters", "cp2k", "mace", "md", "deviation", "raspa", "selection"}
+    assert set(override_keys()) == {
+        "parameters",
+        "cp2k",
+        "xtb",
+        "mace",
+        "md",
+        "deviation",
+        "raspa",
+        "selection",
+    }
     fast = ActiveLearningWorkChain.get_protocol_inputs("fast")["parameters"]
     assert set(fast) == set(defaults)  # every protocol is a delta over the defaults
     assert fast["max_iterations"] == 3 and fast["stages"]["cp2k"] == "fast"

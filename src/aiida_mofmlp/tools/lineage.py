@@ -1,8 +1,9 @@
-"""Label and model lineage: which CP2K calculations and settings made a set's labels, which model was
-trained on which set.
+"""Label and model lineage: which CP2K or xTB calculations and settings made a set's labels, which model
+was trained on which set.
 
-Every labelled frame records ``calc_uuid``, the CP2K calculation that produced its labels;
-:func:`label_provenance` resolves those calculations (parameters, code, CP2K version) and checks that each
+Every labelled frame records ``calc_uuid``, the calculation (CP2K or ``mofmlp-xtb``) that produced its
+labels; :func:`label_provenance` resolves those calculations (parameters, code, program version) and checks
+that each
 is also an ancestor of the set in the provenance graph. :func:`model_lineage` goes from a model to its
 training calculation, training set, foundation model and the CP2K settings of its labels;
 :func:`models_trained_on` goes the other way.
@@ -33,13 +34,20 @@ __all__ = [
     "cp2k_settings",
     "describe_method",
     "label_provenance",
+    "label_settings",
     "model_lineage",
     "models_trained_on",
     "settings_id",
     "summarise_labels",
+    "xtb_settings",
 ]
 
 CP2K_PROCESS_TYPE = "aiida.calculations:cp2k"
+XTB_PROCESS_TYPE = "aiida.calculations:mofmlp.xtb"
+#: the calculations whose outputs are labels
+LABEL_PROCESS_TYPES = (CP2K_PROCESS_TYPE, XTB_PROCESS_TYPE)
+#: xTB engine settings that change the converged result (the SCF path settings do not)
+XTB_PHYSICS_KEYS = ("method", "electronic_temperature", "accuracy")
 #: SCF keys that steer how CP2K converges, not the converged result (left out of :func:`settings_id`)
 SCF_PATH_KEYS = ("SCF_GUESS", "MAX_SCF", "MIXING", "OT", "DIAGONALIZATION")
 _CP2K_OUTPUT = "aiida.out"
@@ -151,10 +159,44 @@ def cp2k_settings(calc: orm.CalcJobNode) -> dict[str, Any]:
     }
 
 
+def xtb_settings(calc: orm.CalcJobNode) -> dict[str, Any]:
+    """What produced an xTB label: settings id, method, code, tblite version, the method's settings."""
+    from aiida_mofmlp.engines.xtb.label import DEFAULTS as XTB_DEFAULTS
+
+    given = calc.inputs.parameters.get_dict() if "parameters" in calc.inputs else {}
+    physics = {key: given.get(key, XTB_DEFAULTS[key]) for key in XTB_PHYSICS_KEYS}
+    summary = calc.outputs.summary.get_dict() if "summary" in calc.outputs else {}
+    code = calc.inputs.code if "code" in calc.inputs else None
+    version = calc.base.attributes.get("version", {}) or {}
+    program = f"tblite {summary['program_version']}" if summary.get("program_version") else "tblite"
+    text = json.dumps(physics, sort_keys=True, default=str)
+    return {
+        "calc_uuid": calc.uuid,
+        "calc_pk": calc.pk,
+        "settings_id": "xtb-" + hashlib.sha256(text.encode()).hexdigest()[:10],
+        "method": f"{physics['method']} ({program}), T_el {physics['electronic_temperature']} K",
+        "code": code.full_label if code is not None else None,
+        "cp2k_version": None,
+        "program_version": summary.get("program_version"),
+        "aiida_cp2k_version": None,
+        "aiida_core_version": version.get("core"),
+        "force_eval": physics,
+    }
+
+
+def label_settings(calc: orm.CalcJobNode) -> dict[str, Any]:
+    """The settings of a labelling calculation: :func:`cp2k_settings` or :func:`xtb_settings`."""
+    return xtb_settings(calc) if calc.process_type == XTB_PROCESS_TYPE else cp2k_settings(calc)
+
+
 def _cp2k_ancestors(node: orm.Node) -> set[str]:
+    """UUIDs of the labelling calculations (CP2K, xTB) among the ancestors of ``node``."""
     query = orm.QueryBuilder().append(orm.Node, filters={"id": node.pk}, tag="node")
     query.append(
-        orm.CalcJobNode, with_descendants="node", filters={"process_type": CP2K_PROCESS_TYPE}, project="uuid"
+        orm.CalcJobNode,
+        with_descendants="node",
+        filters={"process_type": {"in": list(LABEL_PROCESS_TYPES)}},
+        project="uuid",
     )
     return {uuid for (uuid,) in query.iterall()}
 
@@ -191,7 +233,7 @@ def label_provenance(structure_set, check_graph: bool = True) -> list[dict[str, 
             }
         )
     calcs = calculations_by_uuid(row["calc_uuid"] for row in frames if row["calc_uuid"])
-    settings = {uuid: cp2k_settings(calc) for uuid, calc in calcs.items()}
+    settings = {uuid: label_settings(calc) for uuid, calc in calcs.items()}
     ancestors = _cp2k_ancestors(structure_set) if check_graph and structure_set.is_stored else None
     for row in frames:
         found = settings.get(row["calc_uuid"]) if row["calc_uuid"] else None
@@ -212,7 +254,7 @@ def summarise_labels(structure_set, check_graph: bool = True) -> dict[str, Any]:
             continue
         entry = by_settings.get(key)
         if entry is None:
-            full = cp2k_settings(calcs[row["calc_uuid"]])
+            full = label_settings(calcs[row["calc_uuid"]])
             entry = by_settings[key] = {
                 "settings_id": key,
                 "method": full["method"],

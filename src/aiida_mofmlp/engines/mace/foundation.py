@@ -24,6 +24,7 @@ Input file of ``mofmlp-foundation`` (JSON or YAML), all keys optional except ``t
     E0s: average                    # or {symbol: eV}
     energy_weight: 1.0
     forces_weight: 100.0
+    stress_weight: 0.0              # > 0: also fit REF_stress (mace loss "stress")
     device: auto
 """
 
@@ -68,6 +69,7 @@ FOUNDATION_DEFAULTS: dict[str, Any] = {
     "E0s": "average",
     "energy_weight": 1.0,
     "forces_weight": 100.0,
+    "stress_weight": 0.0,
     "device": "auto",
 }
 
@@ -160,6 +162,7 @@ def make_small_model(
 def build_foundation_argv(config: Mapping[str, Any], work_dir: Path) -> list[str]:
     """The ``mace_run_train`` arguments that train a small model from scratch (offline)."""
     train_file = Path(config["train_file"]).resolve()
+    stress = float(config.get("stress_weight") or 0.0) > 0
     argv = [
         f"--name={config['name']}",
         f"--train_file={train_file}",
@@ -177,7 +180,7 @@ def build_foundation_argv(config: Mapping[str, Any], work_dir: Path) -> list[str
         f"--seed={int(config['seed'])}",
         f"--energy_weight={float(config['energy_weight'])}",
         f"--forces_weight={float(config['forces_weight'])}",
-        "--loss=weighted",
+        f"--loss={'stress' if stress else 'weighted'}",
         "--energy_key=REF_energy",
         "--forces_key=REF_forces",
         "--stress_key=REF_stress",
@@ -193,6 +196,8 @@ def build_foundation_argv(config: Mapping[str, Any], work_dir: Path) -> list[str
         f"--checkpoints_dir={work_dir / 'checkpoints'}",
         f"--results_dir={work_dir / 'results'}",
     ]
+    if stress:
+        argv.append(f"--stress_weight={float(config['stress_weight'])}")
     if config.get("valid_file"):
         argv.append(f"--valid_file={Path(config['valid_file']).resolve()}")
     else:

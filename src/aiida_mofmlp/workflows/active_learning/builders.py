@@ -21,6 +21,10 @@ from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
 from aiida_mofmlp.workflows.protocols.utils import load_overrides
 from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
 from aiida_mofmlp.workflows.selection.base import get_parameters_from_protocol
+from aiida_mofmlp.workflows.xtb.labelling import XtbLabellingWorkChain
+
+#: the labelling work chains the loop can use (``parameters.labelling.engine``)
+LABELLING_ENGINES = ("cp2k", "xtb")
 
 
 def _child_inputs(builder, *drop: str) -> dict:
@@ -48,9 +52,6 @@ def builder_from_protocol(
     replay_set: StructureSetData | None = None,
 ):
     """See :meth:`ActiveLearningWorkChain.get_builder_from_protocol` (``cls``: the work chain class)."""
-    missing = sorted({"cp2k", "train", "md", "deviation"} - set(codes))
-    if missing:
-        raise ValueError(f"codes: missing {missing}; give a code for cp2k, train, md, deviation (and raspa)")
     overrides = load_overrides(overrides)
     options = options or {}
     valid = override_keys()
@@ -61,6 +62,21 @@ def builder_from_protocol(
     guest_node = GuestMoleculeData.builtin(guest) if isinstance(guest, str) else guest
     params = inputs["parameters"]
     stages = params["stages"]
+    engine = params["labelling"].get("engine", "cp2k")
+    if engine not in LABELLING_ENGINES:
+        raise ValueError(
+            f"parameters.labelling.engine={engine!r} is not a labelling engine; "
+            f"valid: {', '.join(LABELLING_ENGINES)}"
+        )
+    needed = {engine, "train", "md", "deviation"}
+    if int(params["initial_sampling"].get("aimd_steps") or 0) > 0:
+        needed.add("cp2k")  # AIMD runs CP2K whatever labels the frames
+    missing = sorted(needed - set(codes))
+    if missing:
+        raise ValueError(
+            f"codes: missing {missing}; with labelling engine {engine!r} give codes for {sorted(needed)} "
+            "(and raspa for guest snapshots)"
+        )
     if guest_node is None:
         params["loadings"] = []
     params["protocol"] = protocol or cls.get_default_protocol()
@@ -76,14 +92,24 @@ def builder_from_protocol(
 
     # the children's builders need frames and models; the loop sets them per run
     frames = [structure.get_ase()] + ([guest_node.get_ase()] if guest_node is not None else [])
-    labelling = LabellingWorkChain.get_builder_from_protocol(
-        codes["cp2k"],
-        StructureSetData.from_frames(frames),
-        protocol=stages["cp2k"],
-        overrides=inputs["cp2k"] or None,
-        options=options.get("cp2k"),
-    )
-    builder.labelling = _child_inputs(labelling, "structures", "max_concurrent", "max_failed_fraction")
+    if "cp2k" in codes and (engine == "cp2k" or "cp2k" in needed):
+        labelling = LabellingWorkChain.get_builder_from_protocol(
+            codes["cp2k"],
+            StructureSetData.from_frames(frames),
+            protocol=stages["cp2k"],
+            overrides=inputs["cp2k"] or None,
+            options=options.get("cp2k"),
+        )
+        builder.labelling = _child_inputs(labelling, "structures", "max_concurrent", "max_failed_fraction")
+    if engine == "xtb":
+        xtb = XtbLabellingWorkChain.get_builder_from_protocol(
+            codes["xtb"],
+            StructureSetData.from_frames(frames),
+            protocol=stages.get("xtb"),
+            overrides=inputs.get("xtb") or None,
+            options=options.get("xtb"),
+        )
+        builder.xtb_labelling = _child_inputs(xtb, "structures", "max_concurrent", "max_failed_fraction")
 
     # a labelled stand-in for the training set, which the loop makes
     stand_in = fr.set_labels(structure.get_ase(), energy=0.0, forces=np.zeros((len(structure.sites), 3)))

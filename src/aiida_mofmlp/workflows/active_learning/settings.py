@@ -6,6 +6,7 @@ import copy
 from types import SimpleNamespace
 
 from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.engines.xtb.label import unsupported_elements
 from aiida_mofmlp.workflows.cp2k.labelling import validate_inputs as validate_labelling_inputs
 from aiida_mofmlp.workflows.protocols.utils import read_protocol_file
 
@@ -117,6 +118,9 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
         return f"parameters.loadings={params['loadings']} needs the `guest` input (the adsorbate)"
     if params["gcmc"].get("pressures_bar") and guest is None:
         return "parameters.gcmc.pressures_bar (MD-GCMC exploration) needs the `guest` input (the adsorbate)"
+    engine = params["labelling"].get("engine", "cp2k")
+    if engine not in ("cp2k", "xtb"):
+        return f"parameters.labelling.engine={engine!r} is not a labelling engine; valid: cp2k, xtb"
     sampling = params["initial_sampling"]["enabled"]
     if not sampling and "initial_training_set" not in inputs:
         return (
@@ -139,6 +143,9 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
         )
         if message:
             return f"labelling: {message}"
+    missing = unsupported_elements(elements)
+    if engine == "xtb" and missing:
+        return f"xtb_labelling: elements {missing} have no GFN-xTB parameters (H to Rn only)"
     foundation = inputs.get("foundation_model")
     if foundation is not None and foundation.species:
         missing = sorted(elements - set(foundation.species))
@@ -150,4 +157,15 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     for name, model in (inputs.get("initial_models") or {}).items():
         if model.species and not elements <= set(model.species):
             return f"initial_models.{name}: does not cover the elements {sorted(elements)}"
+    return _labelling_inputs_given(inputs, params)
+
+
+def _labelling_inputs_given(inputs, params: dict) -> str | None:
+    """The labelling engine's namespace (and CP2K's, for AIMD) holds inputs."""
+    engine = params["labelling"].get("engine", "cp2k")
+    namespace = {"cp2k": "labelling", "xtb": "xtb_labelling"}[engine]
+    if not inputs.get(namespace):
+        return f"parameters.labelling.engine={engine!r} needs the `{namespace}` inputs (code and settings)"
+    if int(params["initial_sampling"].get("aimd_steps") or 0) > 0 and not inputs.get("labelling"):
+        return "parameters.initial_sampling.aimd_steps > 0 runs CP2K AIMD: give the CP2K `labelling` inputs"
     return None

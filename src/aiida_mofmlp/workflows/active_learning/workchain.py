@@ -42,6 +42,7 @@ from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
 from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
 from aiida_mofmlp.workflows.selection.base import select_frames
+from aiida_mofmlp.workflows.xtb.labelling import XtbLabellingWorkChain
 
 __all__ = (
     "ActiveLearningWorkChain",
@@ -91,7 +92,23 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             LabellingWorkChain,
             namespace="labelling",
             exclude=("structures", "max_concurrent", "max_failed_fraction"),
-            namespace_options={"help": "CP2K labelling (LabellingWorkChain) of every selected frame."},
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "CP2K labelling (LabellingWorkChain) of every selected frame (labelling.engine "
+                "cp2k); also the CP2K settings of the optional AIMD.",
+            },
+        )
+        spec.expose_inputs(
+            XtbLabellingWorkChain,
+            namespace="xtb_labelling",
+            exclude=("structures", "max_concurrent", "max_failed_fraction"),
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "GFN-xTB labelling (XtbLabellingWorkChain, tblite) of every selected frame "
+                "(parameters.labelling.engine xtb).",
+            },
         )
         spec.expose_inputs(
             EnsembleTrainingWorkChain,
@@ -473,15 +490,26 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         return {"training_set": self.ctx.training_set} if self.ctx.training_set is not None else {}
 
     # --- labelling -----------------------------------------------------------------------------------
+    def _submit_labelling(self, structures: StructureSetData, max_failed_fraction: float, label: str):
+        """Submit the labelling work chain of ``parameters.labelling.engine`` (CP2K or xTB)."""
+        engine = self.ctx.params["labelling"].get("engine", "cp2k")
+        process, namespace = (
+            (XtbLabellingWorkChain, "xtb_labelling") if engine == "xtb" else (LabellingWorkChain, "labelling")
+        )
+        inputs = AttributeDict(self.exposed_inputs(process, namespace))
+        inputs.structures = structures
+        inputs.max_concurrent = orm.Int(int(self.ctx.params["labelling"]["max_concurrent"]))
+        inputs.max_failed_fraction = orm.Float(float(max_failed_fraction))
+        inputs.metadata = {"call_link_label": label}
+        return self.submit(process, **inputs)
+
     def run_labelling(self):
-        """CP2K labels of the selected frames (LabellingWorkChain)."""
-        inputs = AttributeDict(self.exposed_inputs(LabellingWorkChain, "labelling"))
-        inputs.structures = self.ctx.to_label
+        """Labels of the selected frames (CP2K or xTB, ``parameters.labelling.engine``)."""
         settings = self.ctx.params["labelling"]
-        inputs.max_concurrent = orm.Int(int(settings["max_concurrent"]))
-        inputs.max_failed_fraction = orm.Float(float(settings["max_failed_fraction"]))
-        inputs.metadata = {"call_link_label": f"label_iteration_{self._tag()}"}
-        return ToContext(labelling=self.submit(LabellingWorkChain, **inputs))
+        node = self._submit_labelling(
+            self.ctx.to_label, settings["max_failed_fraction"], f"label_iteration_{self._tag()}"
+        )
+        return ToContext(labelling=node)
 
     def inspect_labelling(self):
         """Training set k = training set k-1 + the new labels (a calcfunction: its own node)."""
@@ -701,12 +729,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 }
             ),
         )
-        inputs = AttributeDict(self.exposed_inputs(LabellingWorkChain, "labelling"))
-        inputs.structures = picked
-        inputs.max_concurrent = orm.Int(int(self.ctx.params["labelling"]["max_concurrent"]))
-        inputs.max_failed_fraction = orm.Float(1.0)
-        inputs.metadata = {"call_link_label": "label_validation"}
-        return ToContext(validation_labelling=self.submit(LabellingWorkChain, **inputs))
+        return ToContext(validation_labelling=self._submit_labelling(picked, 1.0, "label_validation"))
 
     def run_validation_deviation(self):
         """Ensemble predictions on the labelled validation frames."""
