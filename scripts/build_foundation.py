@@ -2,7 +2,7 @@
 
 A stand-in for MACE-MP (Batatia et al., arXiv:2401.00096) for offline demos and tests: a small MACE
 (Batatia et al., NeurIPS 2022) trained from scratch on GFN1-xTB labels (Grimme et al., J. Chem. Theory
-Comput. 2017, DOI 10.1021/acs.jctc.7b00118; tblite) of about a dozen MOFs from RASPA2's CIF library,
+Comput. 2017, DOI 10.1021/acs.jctc.7b00118; tblite) of several MOFs from RASPA2's CIF library,
 empty and with CO2, N2, CH4, H2O or H2 guests. Stages (each cached in ``--workdir``; a rerun resumes):
 
 1. ``frameworks``: read the CIFs, reduce centred cells to primitive ones, repeat until every perpendicular
@@ -46,35 +46,50 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from ase import Atoms  # noqa: E402
-from ase.build import molecule  # noqa: E402
-from ase.data import covalent_radii  # noqa: E402
+import numpy as np
+from ase import Atoms
+from ase.build import molecule
+from ase.data import covalent_radii
 
-from aiida_mofmlp.common.frames import GUEST_ID_KEY, read_frames, sha256_of_file, write_frames  # noqa: E402
-from aiida_mofmlp.common.geometry import perpendicular_widths, supercell_for_cutoff  # noqa: E402
-from aiida_mofmlp.common.loading import empty_framework, place_guests  # noqa: E402
+from aiida_mofmlp.common.frames import GUEST_ID_KEY, read_frames, sha256_of_file, write_frames
+from aiida_mofmlp.common.geometry import perpendicular_widths, supercell_for_cutoff
+from aiida_mofmlp.common.loading import empty_framework, place_guests
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "src" / "aiida_mofmlp" / "resources" / "foundation"
 MODEL_NAME = "small_mof_foundation"
 GUESTS = ("CO2", "N2", "CH4", "H2O", "H2")
-ALLOWED = set("H C N O F S Cl Zn Cu Co Ni Mg Al V Zr Fe Cr Mn".split())
+ALLOWED = {
+    "H",
+    "C",
+    "N",
+    "O",
+    "F",
+    "S",
+    "Cl",
+    "Zn",
+    "Cu",
+    "Co",
+    "Ni",
+    "Mg",
+    "Al",
+    "V",
+    "Zr",
+    "Fe",
+    "Cr",
+    "Mn",
+}
 #: frameworks of the full build (RASPA2 CIF names); ZnBDCdabco is DMOF-1, the demo's framework
 FRAMEWORKS = (
     "ZnBDCdabco",
     "IRMOF-1",
     "Mg-DOBDC",
-    "Co-DOBDC",
-    "Ni-DOBDC",
-    "Zn-DOBDC",
     "CoBDP",
     "MIL-88A-open",
-    "MIL-88B-open",
     "MIL-53(Cr)ht",
     "ZnHBDC",
 )
-QUICK_FRAMEWORKS = ("ZnBDCdabco", "MIL-88A-open")
+QUICK_FRAMEWORKS = ("ZnBDCdabco", "Mg-DOBDC")
 #: an MD frame with two atoms closer than this fraction of the sum of their covalent radii ends the run
 MIN_CONTACT_RATIO = 0.6
 
@@ -84,15 +99,17 @@ PLANS: dict[str, dict[str, Any]] = {
         "frameworks": FRAMEWORKS,
         "max_atoms": 120,
         "r_max": 5.0,
-        "rattle": (0.02, 0.05, 0.1),
-        "n_rattle": 2,  # per amplitude and cell
+        "loadings": (1, 2),  # guests per cell, one guest kind per loading
+        "rattle": (0.03, 0.08),
+        "n_rattle": 1,  # per amplitude and cell
         "strains": {"iso": (-0.03, 0.03), "shear": (-0.03, 0.03)},
+        "strains_per_cell": 2,  # drawn from the strains above, in turn
         "temperatures": (300.0, 500.0, 700.0),
-        "md_frames": 15,  # per run (one run per cell, temperature cycling over the cells)
+        "md_frames": 4,  # per run (one run per cell, temperature cycling over the cells)
         "md_stride": 10,
-        "md_equilibrate": 40,
-        "bootstrap": {"num_channels": 16, "max_L": 0, "max_num_epochs": 12, "r_max": 5.0},
-        "foundation": {"num_channels": 32, "max_L": 0, "max_num_epochs": 40, "r_max": 5.0},
+        "md_equilibrate": 30,
+        "bootstrap": {"num_channels": 16, "max_L": 0, "max_num_epochs": 8, "r_max": 5.0},
+        "foundation": {"num_channels": 32, "max_L": 0, "max_num_epochs": 25, "r_max": 5.0},
         "test_fraction": 0.1,
         "replay_frames": 240,
         "heldout_per_framework": 2,
@@ -100,17 +117,19 @@ PLANS: dict[str, dict[str, Any]] = {
     },
     "quick": {
         "frameworks": QUICK_FRAMEWORKS,
-        "max_atoms": 80,
-        "r_max": 4.0,
+        "max_atoms": 60,
+        "r_max": 3.0,
+        "loadings": (1,),
         "rattle": (0.05,),
         "n_rattle": 1,
-        "strains": {"iso": (0.03,), "shear": (-0.03,)},
+        "strains": {"iso": (0.03,)},
+        "strains_per_cell": 1,
         "temperatures": (300.0,),
-        "md_frames": 2,
+        "md_frames": 1,
         "md_stride": 5,
         "md_equilibrate": 5,
-        "bootstrap": {"num_channels": 8, "max_L": 0, "max_num_epochs": 1, "r_max": 4.0},
-        "foundation": {"num_channels": 8, "max_L": 0, "max_num_epochs": 2, "r_max": 4.0},
+        "bootstrap": {"num_channels": 8, "max_L": 0, "max_num_epochs": 1, "r_max": 3.0},
+        "foundation": {"num_channels": 8, "max_L": 0, "max_num_epochs": 2, "r_max": 3.0},
         "test_fraction": 0.2,
         "replay_frames": 6,
         "heldout_per_framework": 1,
@@ -135,7 +154,7 @@ def cif_dir() -> Path:
 
 
 def _is_invariant(atoms: Atoms, shift: np.ndarray, tol: float = 0.05) -> bool:
-    """Whether translating ``atoms`` by the fractional vector ``shift`` maps each atom onto one of its kind."""
+    """Whether the fractional translation ``shift`` maps every atom of ``atoms`` onto one of its kind."""
     frac = atoms.get_scaled_positions(wrap=True)
     moved = (frac + shift) % 1.0
     cell = atoms.cell.array
@@ -329,6 +348,7 @@ def _md_run(job: dict) -> dict:
     rng = np.random.default_rng(job["seed"])
     temperature = job["temperature"]
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    warnings.simplefilter("ignore", FutureWarning)  # ase's note on Langevin(fixcm=True)
     dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=temperature, friction=0.02, rng=rng)
     frames, status = [], "ok"
     dyn.run(job["equilibrate"])
@@ -402,7 +422,7 @@ class Build:
             empty = framework.copy()
             empty.info.update({"guest": "none", "loading": 0})
             out.append(empty)
-            for slot, n in ((0, 1), (1, 2)):
+            for slot, n in enumerate(self.plan["loadings"]):
                 guest = GUESTS[(2 * index + slot) % len(GUESTS)]
                 loaded = place_guests(framework, guest_molecule(guest), n, grid=10, min_contact=2.2)
                 if loaded is None:
@@ -416,6 +436,10 @@ class Build:
     # stage 3
     def initial_frames(self) -> None:
         plan, out = self.plan, []
+        strains = [(kind, amount) for kind, amounts in plan["strains"].items() for amount in amounts]
+        half = len(strains) // 2
+        strains = [strains[k // 2 + (k % 2) * half] for k in range(len(strains))]  # iso, shear, iso, ...
+        n_strained = 0
         for cell in read_frames(self.work / "cells.extxyz"):
             for stdev in plan["rattle"]:
                 for _ in range(plan["n_rattle"]):
@@ -423,12 +447,13 @@ class Build:
                     frame.positions += self.rng.normal(0.0, stdev, frame.positions.shape)
                     frame.info.update({"kind": "rattled", "amplitude": stdev})
                     out.append(frame)
-            for kind, amounts in plan["strains"].items():
-                for amount in amounts:
-                    frame = strained(cell, kind, amount, self.rng)
-                    frame.positions += self.rng.normal(0.0, 0.02, frame.positions.shape)
-                    frame.info.update({"kind": f"strain_{kind}", "amplitude": amount})
-                    out.append(frame)
+            for _ in range(plan["strains_per_cell"]):
+                kind, amount = strains[n_strained % len(strains)]
+                n_strained += 1
+                frame = strained(cell, kind, amount, self.rng)
+                frame.positions += self.rng.normal(0.0, 0.02, frame.positions.shape)
+                frame.info.update({"kind": f"strain_{kind}", "amplitude": amount})
+                out.append(frame)
         log(f"  {len(out)} rattled/strained frames")
         write_frames(out, self.work / "initial_frames.extxyz")
 
@@ -483,7 +508,9 @@ class Build:
 
     # stage 8
     def split(self) -> None:
-        frames = read_frames(self.work / "initial_labelled.extxyz") + read_frames(self.work / "md_labelled.extxyz")
+        frames = read_frames(self.work / "initial_labelled.extxyz") + read_frames(
+            self.work / "md_labelled.extxyz"
+        )
         rng = np.random.default_rng(self.args.seed + 1)
         train, test = [], []
         by_framework: dict[str, list[Atoms]] = {}
@@ -522,7 +549,8 @@ class Build:
             row["f"] += np.abs(work.get_forces() - atoms.arrays["REF_forces"]).ravel().tolist()
             row["s"] += np.abs(work.get_stress(voigt=True) - atoms.info["REF_stress"]).tolist()
         errors = {}
-        for name, row in [*rows.items(), ("all", {k: sum((r[k] for r in rows.values()), []) for k in "efs"})]:
+        pooled = {k: [x for r in rows.values() for x in r[k]] for k in "efs"}
+        for name, row in [*rows.items(), ("all", pooled)]:
             errors[name] = {
                 "n_frames": len(row["e"]),
                 "energy_mae_mev_per_atom": round(1000 * float(np.mean(row["e"])), 2),
@@ -541,7 +569,10 @@ class Build:
         train = read_frames(self.work / "train.extxyz")
         test = read_frames(self.work / "test.extxyz")
         rng = np.random.default_rng(self.args.seed + 2)
-        replay = [train[i] for i in sorted(rng.choice(len(train), min(len(train), self.plan["replay_frames"]), False))]
+        replay = [
+            train[i]
+            for i in sorted(rng.choice(len(train), min(len(train), self.plan["replay_frames"]), False))
+        ]
         heldout: list[Atoms] = []
         for name in dict.fromkeys(a.info["framework"] for a in test):
             members = [a for a in test if a.info["framework"] == name]
@@ -587,11 +618,13 @@ class Build:
         return {
             "name": MODEL_NAME,
             "purpose": (
-                "A stand-in for MACE-MP in offline demos and tests of aiida-mofmlp (fine-tuning and multihead "
-                "replay with real knowledge of MOFs and guests). Trained on GFN1-xTB labels of a dozen MOFs: "
-                "NOT a model for production science; use MACE-MP or your own DFT-level model for that."
+                "A stand-in for MACE-MP in offline demos and tests of aiida-mofmlp (fine-tuning and "
+                "multihead replay with real knowledge of MOFs and guests). Trained on GFN1-xTB labels of "
+                "a few MOFs: NOT a model for production science; use MACE-MP or a DFT-level model for that."
             ),
-            "files": {key: {"path": name, "sha256": sha256_of_file(out / name)} for key, name in files.items()},
+            "files": {
+                key: {"path": name, "sha256": sha256_of_file(out / name)} for key, name in files.items()
+            },
             "model": {
                 "architecture": type(model).__name__,
                 "species": [str(s) for s in _symbols(model)],
@@ -626,7 +659,12 @@ class Build:
                 f"every perpendicular width >= 2 r_max = {2 * self.plan['r_max']} A",
                 "frameworks": frameworks,
                 "guests": guests,
-                "frames": {"total": len(everything), "train": len(train), "test": len(test), "per_kind": kinds},
+                "frames": {
+                    "total": len(everything),
+                    "train": len(train),
+                    "test": len(test),
+                    "per_kind": kinds,
+                },
                 "md_temperatures_K": list(self.plan["temperatures"]),
                 "rattle_amplitudes_A": list(self.plan["rattle"]),
                 "strains": {k: list(v) for k, v in self.plan["strains"].items()},
@@ -638,7 +676,7 @@ class Build:
                 "command": self.info.get("command"),
                 "seconds": dict(seconds),
                 "total_seconds": round(sum(seconds.values()), 1),
-                "machine": f"{os.cpu_count()} CPU cores (shared), OMP_NUM_THREADS=1, {self.args.workers} workers",
+                "machine": f"{os.cpu_count()} shared CPU cores, 1 thread each, {self.args.workers} workers",
             },
         }
 
@@ -655,7 +693,11 @@ class Build:
         )
         self.stage("bootstrap", w / "bootstrap" / "bootstrap.model", self.bootstrap)
         self.stage("md", w / "md_frames.extxyz", self.md)
-        self.stage("label_md", w / "md_labelled.extxyz", self.label("md_frames.extxyz", "md_labelled.extxyz", "label_md"))
+        self.stage(
+            "label_md",
+            w / "md_labelled.extxyz",
+            self.label("md_frames.extxyz", "md_labelled.extxyz", "label_md"),
+        )
         self.stage("split", w / "test.extxyz", self.split)
         self.stage("train", w / "foundation" / f"{MODEL_NAME}.model", self.train)
         self.stage("evaluate", w / "errors.json", self.evaluate)
@@ -681,30 +723,36 @@ def card_markdown(card: dict[str, Any]) -> str:
         "## Model",
         "",
         f"{model['architecture']}, {model['num_channels']} channels, max_L {model['max_L']}, "
-        f"{model['num_interactions']} interactions, correlation {model['correlation']}, r_max {model['r_max']} A, "
+        f"{model['num_interactions']} interactions, correlation {model['correlation']}, "
+        f"r_max {model['r_max']} A, "
         f"{model['parameters']} parameters, {model['size_bytes'] / 1e6:.2f} MB ({model['dtype']}, "
         f"mace-torch {model['mace_torch']}). Species: {', '.join(model['species'])}. "
         f"Trained {model['training']['max_num_epochs']} epochs, loss {model['training']['loss']}.",
         "",
         "## Data",
         "",
-        f"Labels: {data['labels']['method']} by {data['labels']['program']} {data['labels']['program_version']} "
+        f"Labels: {data['labels']['method']} by {data['labels']['program']} "
+        f"{data['labels']['program_version']} "
         f"({data['labels']['quantities']}), {data['labels']['failed_frames']} frames failed. "
         f"Structures: {data['source']}. Guests: {', '.join(data['guests'])} (1 or 2 per cell).",
         "",
-        f"Frames: {data['frames']['total']} ({data['frames']['train']} train, {data['frames']['test']} held out); "
+        f"Frames: {data['frames']['total']} ({data['frames']['train']} train, "
+        f"{data['frames']['test']} held out); "
         + ", ".join(f"{k} {v}" for k, v in data["frames"]["per_kind"].items())
-        + f". MD at {data['md_temperatures_K']} K with a bootstrap model; rattles {data['rattle_amplitudes_A']} A; "
+        + f". MD at {data['md_temperatures_K']} K with a bootstrap model; "
+        f"rattles {data['rattle_amplitudes_A']} A; "
         f"strains {data['strains']}.",
         "",
-        "| framework | atoms | repeat | frames | energy MAE (meV/atom) | forces MAE (meV/A) | stress MAE (meV/A^3) |",
+        "| framework | atoms | repeat | frames | energy MAE (meV/atom) | forces MAE (meV/A) "
+        "| stress MAE (meV/A^3) |",
         "|---|---|---|---|---|---|---|",
     ]
     errors = card["heldout_errors"]
     for name, fw in data["frameworks"].items():
         err = errors.get(name, {})
         lines.append(
-            f"| {name} | {fw['atoms']} | {fw['repeat']} | {fw['frames']} | {err.get('energy_mae_mev_per_atom')} "
+            f"| {name} | {fw['atoms']} | {fw['repeat']} | {fw['frames']} "
+            f"| {err.get('energy_mae_mev_per_atom')} "
             f"| {err.get('forces_mae_mev_per_a')} | {err.get('stress_mae_mev_per_a3')} |"
         )
     allerr = errors["all"]
@@ -716,7 +764,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         *[f"- `{f['path']}` sha256 `{f['sha256']}`" for f in card["files"].values()],
         "",
-        f"`replay.extxyz.gz`: {data['replay_frames']} training frames for multihead fine-tuning (`replay_file`); "
+        f"`replay.extxyz.gz`: {data['replay_frames']} training frames for multihead fine-tuning "
+        "(`replay_file`); "
         f"`heldout.extxyz.gz`: {data['heldout_frames']} held-out frames for checks.",
         "",
         "## Build",
@@ -732,11 +781,17 @@ def card_markdown(card: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="/tmp/foundation_build", help="intermediate files (resume point)")
-    parser.add_argument("--output", default=None, help=f"where the shipped files go (default {DEFAULT_OUTPUT})")
+    parser.add_argument(
+        "--workdir", default="/tmp/foundation_build", help="intermediate files (resume point)"
+    )
+    parser.add_argument(
+        "--output", default=None, help=f"where the shipped files go (default {DEFAULT_OUTPUT})"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny build for tests (2 frameworks, 2 epochs)")
     parser.add_argument("--workers", type=int, default=2, help="processes for labelling and MD (at most 2)")
-    parser.add_argument("--frameworks", nargs="*", default=None, help="RASPA2 CIF names (default: built-in list)")
+    parser.add_argument(
+        "--frameworks", nargs="*", default=None, help="RASPA2 CIF names (default: built-in list)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.output is None:

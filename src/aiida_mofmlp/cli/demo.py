@@ -10,10 +10,12 @@ study passes a MACE-MP file (``MaceModelData.from_file(path)``). See docs/source
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,38 @@ def write_results(node, output_dir: Path) -> dict[str, Path]:
     return files
 
 
+@contextmanager
+def compact_progress(
+    echo: Callable[[str], None], process_class: str = "ActiveLearningWorkChain"
+) -> Iterator[None]:
+    """Show one line per stage of ``process_class`` instead of AiiDA's report of every process launch.
+
+    The reports still go to the database (``verdi process report``); only the console shows less.
+    """
+    aiida_logger = logging.getLogger("aiida")
+    consoles = [h for h in aiida_logger.handlers if type(h) is logging.StreamHandler]
+    levels = [handler.level for handler in consoles]
+    start = time.monotonic()
+    marker = f"|{process_class}|"
+
+    class _StageLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if marker in text:
+                echo(f"  [{time.monotonic() - start:5.0f} s] {text.split(']: ', 1)[-1]}")
+
+    stage_lines = _StageLines()
+    for handler in consoles:
+        handler.setLevel(logging.WARNING)
+    aiida_logger.addHandler(stage_lines)
+    try:
+        yield
+    finally:
+        aiida_logger.removeHandler(stage_lines)
+        for handler, level in zip(consoles, levels, strict=True):
+            handler.setLevel(level)
+
+
 def _table(node) -> list[str]:
     rows = node.outputs.iterations.get_dict()["rows"] if "iterations" in node.outputs else []
     lines = ["iter  training  explored  below-lo  candidates  selected  labelled  failed  valid-MAE(eV/A)"]
@@ -188,7 +222,8 @@ def run_demo(
         "cores)."
     )
     start = time.monotonic()
-    _, node = run_get_node(builder)
+    with compact_progress(echo):
+        _, node = run_get_node(builder)
     result = DemoResult(node=node, wall_time_s=time.monotonic() - start)
     result.files = write_results(node, output_dir)
     echo("")

@@ -70,6 +70,19 @@ class MaceModelData(orm.SinglefileData):
         return node
 
     @classmethod
+    def small_mof_foundation(cls) -> MaceModelData:
+        """The stored node of the small MOF foundation model shipped in the package (created if needed).
+
+        A small MACE trained on GFN1-xTB labels of a few MOFs with guests: a stand-in for MACE-MP in
+        offline demos and tests, not a model for production science (its card and docs/source/data.md
+        give its data and held-out errors). Its replay sample for multihead fine-tuning:
+        :func:`aiida_mofmlp.data.foundation.small_mof_foundation_replay`.
+        """
+        from aiida_mofmlp.common.resources import foundation_files
+
+        return cls.get_or_create(foundation_files().model, source="aiida-mofmlp small MOF foundation")
+
+    @classmethod
     def find_by_hash(cls, sha256: str) -> list[MaceModelData]:
         """Stored model nodes whose file has this SHA-256."""
         query = orm.QueryBuilder().append(cls, filters={"attributes.sha256": sha256})

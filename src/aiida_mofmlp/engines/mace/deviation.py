@@ -7,11 +7,12 @@ For every frame, with forces F_i^(n) of atom i from model n = 1..N (Jin et al., 
 
 also split by atom group (framework ``guest_id == 0``, guests ``guest_id > 0``; NaN when the frame
 has no atom of that group), the energy deviation per atom std_n(E^(n)/n_atoms) (eV/atom, population
-std), the ensemble-mean energy and forces.
+std), the ensemble-mean energy and forces and, with ``compute_stress``, the ensemble-mean stress.
 
 The models are loaded once; the graphs of a batch of frames are built once and shared by all models
 with the same species table, cutoff and heads; each model then evaluates the whole batch in one
-forward pass plus one backward pass for the forces (no stress, no per-frame ASE calls).
+forward pass plus one backward pass for the forces (no per-frame ASE calls; the stress, which needs
+the cell-strain derivative too, only when asked).
 
 Input file of ``mofmlp-deviation`` (JSON or YAML)::
 
@@ -22,11 +23,12 @@ Input file of ``mofmlp-deviation`` (JSON or YAML)::
     device: auto                                    # cpu, cuda, auto
     head: null                                      # model head; default "Default" or the last head
     write_extxyz: true                              # deviation.extxyz with per-frame/per-atom results
+    compute_stress: false                           # also stress_mean (n_frames, 6), eV/A^3
 
 Outputs in the working directory: ``deviation.npz`` (arrays named as in :func:`compute_deviation`),
 ``deviation.json`` (per-frame values and a summary) and, when asked, ``deviation.extxyz`` (the input
 frames with info ``sigma_max``, ``sigma_max_framework``, ``sigma_max_guest``, ``energy_std_per_atom``,
-``energy_mean`` and arrays ``forces_mean``, ``sigma_atom``).
+``energy_mean`` [, ``stress_mean``] and arrays ``forces_mean``, ``sigma_atom``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ DEVIATION_DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "head": None,
     "write_extxyz": True,
+    "compute_stress": False,
 }
 
 #: per-frame arrays returned by :func:`compute_deviation` (shape (n_frames,))
@@ -127,13 +130,27 @@ class _Ensemble:
 
     def forces_energies(self, frames: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray]:
         """Forces (N, total_atoms, 3) and energies (N, n_frames) of all models on a batch of frames."""
+        forces, energies, _ = self.predict(frames)
+        return forces, energies
+
+    def predict(
+        self, frames: Sequence[Atoms], compute_stress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Forces and energies as :meth:`forces_energies`, and with ``compute_stress`` the stresses.
+
+        The stresses have shape (N, n_frames, 6): Voigt order xx yy zz yz xz xy, eV/Angstrom^3, ASE sign
+        (as ``MACECalculator`` gives them); NaN for a frame that is not periodic in all three directions.
+        """
         import torch
+        from ase.stress import full_3x3_to_voigt_6_stress
         from mace import data as mace_data
         from mace.tools import torch_geometric, torch_tools
 
         total = sum(len(atoms) for atoms in frames)
         forces = np.empty((self.n_models, total, 3))
         energies = np.empty((self.n_models, len(frames)))
+        stresses = np.full((self.n_models, len(frames), 6), np.nan) if compute_stress else None
+        periodic = np.array([bool(np.all(atoms.pbc)) for atoms in frames])
         keyspec = mace_data.KeySpecification()
         for group in self.groups:
             with torch_tools.default_dtype(self.torch_dtype):
@@ -156,10 +173,13 @@ class _Ensemble:
             for index, model in group["models"]:
                 inputs = dict(base)
                 inputs["positions"] = base["positions"].detach().clone()
-                output = model(inputs, training=False, compute_force=True, compute_stress=False)
+                output = model(inputs, training=False, compute_force=True, compute_stress=compute_stress)
                 forces[index] = output["forces"].detach().cpu().double().numpy()
                 energies[index] = output["energy"].detach().cpu().double().numpy()
-        return forces, energies
+                if stresses is not None:
+                    stress = full_3x3_to_voigt_6_stress(output["stress"].detach().cpu().double().numpy())
+                    stresses[index, periodic] = stress[periodic]
+        return forces, energies, stresses
 
 
 def _batches(frames: Iterable[Atoms], size: int) -> Iterator[list[Atoms]]:
@@ -190,6 +210,7 @@ def compute_deviation(
     dtype: str = "float64",
     device: str | None = "cpu",
     head: str | None = None,
+    compute_stress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Ensemble deviation of ``model_paths`` on ``frames`` (atoms or an extxyz path, streamed in batches).
 
@@ -197,6 +218,8 @@ def compute_deviation(
     NaN when the group is empty), ``energy_std_per_atom`` (eV/atom), ``energy_mean`` (eV), ``n_atoms``;
     ``energies`` (N, n_frames) eV; per atom, frames concatenated, ``forces_mean`` (total_atoms, 3) eV/A,
     ``sigma_atom`` (total_atoms,) eV/A and ``guest_id``; ``atom_offsets`` (n_frames + 1) to split them.
+    With ``compute_stress`` also ``stress_mean`` (n_frames, 6): the ensemble-mean stress, Voigt order,
+    eV/Angstrom^3, ASE sign, NaN for frames that are not fully periodic (off by default: it costs time).
     """
     if len(model_paths) < 2:
         raise InputError(f"models: an ensemble needs at least 2 model files, got {len(model_paths)}")
@@ -213,13 +236,16 @@ def compute_deviation(
     forces_mean: list[np.ndarray] = []
     sigma_atoms: list[np.ndarray] = []
     groups: list[np.ndarray] = []
+    stress_mean: list[np.ndarray] = []
     frame_index = 0
     for batch in _batches(frames, int(batch_size)):
         for atoms in batch:
             ensemble.check_species(atoms, frame_index)
             frame_index += 1
-        forces, batch_energies = ensemble.forces_energies(batch)
+        forces, batch_energies, stresses = ensemble.predict(batch, compute_stress=bool(compute_stress))
         energies.append(batch_energies)
+        if stresses is not None:
+            stress_mean.append(stresses.mean(axis=0))
         start = 0
         for column, atoms in enumerate(batch):
             count = len(atoms)
@@ -245,6 +271,8 @@ def compute_deviation(
     result["forces_mean"] = np.concatenate(forces_mean, axis=0)
     result["sigma_atom"] = np.concatenate(sigma_atoms)
     result["guest_id"] = np.concatenate(groups)
+    if compute_stress:
+        result["stress_mean"] = np.concatenate(stress_mean, axis=0)
     return result
 
 
@@ -259,6 +287,8 @@ def write_outputs(result: dict[str, np.ndarray], frames_path: str | Path | None,
         "sigma_max_mean": float(np.mean(result["sigma_max"])),
         "sigma_max_max": float(np.max(result["sigma_max"])),
     }
+    if "stress_mean" in result:
+        summary["units"]["stress_mean"] = "eV/Angstrom^3, Voigt xx yy zz yz xz xy, ASE sign"
     (work_dir / "deviation.json").write_text(dumps(summary))
     if frames_path is not None:
         offsets = result["atom_offsets"]
@@ -268,6 +298,8 @@ def write_outputs(result: dict[str, np.ndarray], frames_path: str | Path | None,
                 lo, hi = offsets[index], offsets[index + 1]
                 for name in FRAME_ARRAYS:
                     atoms.info[name] = float(result[name][index])
+                if "stress_mean" in result:
+                    atoms.info["stress_mean"] = result["stress_mean"][index]
                 atoms.arrays["forces_mean"] = result["forces_mean"][lo:hi]
                 atoms.arrays["sigma_atom"] = result["sigma_atom"][lo:hi]
                 yield atoms
@@ -296,6 +328,7 @@ def run(config: dict[str, Any], work_dir: str | Path = ".") -> dict[str, np.ndar
         dtype=full["dtype"],
         device=full["device"],
         head=full["head"],
+        compute_stress=bool(full["compute_stress"]),
     )
     elapsed = time.perf_counter() - start
     write_outputs(result, frames_path if full["write_extxyz"] else None, work_dir)

@@ -10,7 +10,11 @@ Default schedule (Jin et al., Chem. Sci. 2026, DOI 10.1039/D5SC09058J): stage 1 
 weights 1:100 at lr 1e-3; stage 2 (mace ``--swa``) weights 10:1 at lr 1e-4 from ``start_stage_two``
 (default 3/4 of the epochs); batch 8, weight decay 5e-7, early stopping with patience 10.
 ``stress_weight`` > 0 adds stress to both stages (Elena et al., npj Comput. Mater. 2025,
-DOI 10.1038/s41524-025-01611-8, use 1:10:100).
+DOI 10.1038/s41524-025-01611-8, use 1:10:100): every frame of the training and validation files must
+then carry ``REF_stress``, and mace's ``stress`` loss (``universal`` in multihead mode, which mace imposes
+there) weights it with ``stress_weight`` in stage one and ``stage_two_stress_weight`` in stage two (mace's
+``weighted`` loss would drop the stress). With ``stress_weight`` 0 both stress weights are passed as 0, so
+no stress is fitted even where mace's multihead loss would otherwise use its own default weights.
 
 Input file (JSON or YAML); paths are relative to the working directory::
 
@@ -27,7 +31,10 @@ Input file (JSON or YAML); paths are relative to the working directory::
 
 Outputs: ``<name>.model`` (the final model; stage-two model when stage two ran), ``results.json``
 (status, head to use, species, curves, final train/valid MAE and RMSE of energy per atom (eV/atom)
-and forces (eV/A)), ``curves.npz`` (per-epoch arrays) and ``mace_train.log``.
+and forces (eV/A) and, when the frames carry ``REF_stress``, of the stress per Voigt component
+(``mae_stress``/``rmse_stress`` in eV/A^3, ``mae_stress_gpa``/``rmse_stress_gpa`` in GPa, ASE sign; see
+:func:`aiida_mofmlp.common.metrics.stress_metrics`)), ``curves.npz`` (per-epoch arrays) and
+``mace_train.log``.
 Exit status: 0 ok, 2 invalid input (before training), 3 training diverged (NaN/inf loss),
 4 mace_run_train failed otherwise.
 """
@@ -43,7 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from aiida_mofmlp.common.frames import read_frames, write_frames
+from aiida_mofmlp.common.frames import STRESS_KEY, read_frames, write_frames
+from aiida_mofmlp.common.metrics import STRESS_METRIC_UNITS
 from aiida_mofmlp.common.metrics import error_metrics as shared_error_metrics
 from aiida_mofmlp.common.serialise import dumps
 from aiida_mofmlp.engines.io import read_input
@@ -129,6 +137,11 @@ def validate_config(config: Mapping[str, Any], work_dir: Path) -> dict[str, Any]
     ):
         if float(full[key]) < 0:
             raise InputError(f"{key}={full[key]!r} must be >= 0")
+    if full["stage_two_stress_weight"] is not None and float(full["stage_two_stress_weight"]) < 0:
+        raise InputError(
+            f"stage_two_stress_weight={full['stage_two_stress_weight']!r} must be >= 0 "
+            "(or null: the same as stress_weight)"
+        )
     for key in ("lr", "stage_two_lr", "batch_size", "max_num_epochs", "patience"):
         if float(full[key]) <= 0:
             raise InputError(f"{key}={full[key]!r} must be > 0")
@@ -154,6 +167,23 @@ def check_species(foundation: Path, files: Sequence[Path]) -> list[int]:
     return sorted(present)
 
 
+def check_stress_labels(files: Mapping[str, Path], stress_weight: float) -> None:
+    """Raise when ``stress_weight`` > 0 but frames of ``files`` (input key -> path) lack ``REF_stress``."""
+    if stress_weight <= 0:
+        return
+    lacking = []
+    for key, path in files.items():
+        frames = read_frames(path)
+        missing = sum(STRESS_KEY not in atoms.info for atoms in frames)
+        if missing:
+            lacking.append(f"{missing} of {len(frames)} frames of {key} {path.name}")
+    if lacking:
+        raise InputError(
+            f"stress_weight={stress_weight!r} trains on stress, but {' and '.join(lacking)} lack "
+            f"{STRESS_KEY}; label them with the stress (e.g. compute_stress: true) or set stress_weight: 0"
+        )
+
+
 def split_train_valid(train_file: Path, valid_fraction: float, seed: int, folder: Path) -> tuple[Path, Path]:
     """Write a reproducible random train/valid split of ``train_file`` into ``folder``."""
     frames = read_frames(train_file)
@@ -173,8 +203,11 @@ def split_train_valid(train_file: Path, valid_fraction: float, seed: int, folder
 def build_train_argv(
     full: Mapping[str, Any], foundation: str, train: Path, valid: Path, replay: Path | None, mace_dir: Path
 ) -> list[str]:
-    """The ``mace_run_train`` command line for a fine-tuning run."""
+    """The ``mace_run_train`` command line for a fine-tuning run (see the module docstring on stress)."""
     stress = float(full["stress_weight"]) > 0
+    stage_two_stress = full["stage_two_stress_weight"]
+    if stage_two_stress is None or not stress:
+        stage_two_stress = full["stress_weight"]
     batch = int(full["batch_size"])
     argv = [
         f"--name={full['name']}",
@@ -190,6 +223,7 @@ def build_train_argv(
         f"--patience={int(full['patience'])}",
         f"--energy_weight={float(full['energy_weight'])}",
         f"--forces_weight={float(full['forces_weight'])}",
+        f"--stress_weight={float(full['stress_weight'])}",
         f"--loss={'stress' if stress else 'weighted'}",
         "--energy_key=REF_energy",
         "--forces_key=REF_forces",
@@ -206,8 +240,6 @@ def build_train_argv(
         f"--checkpoints_dir={mace_dir / 'checkpoints'}",
         f"--results_dir={mace_dir / 'results'}",
     ]
-    if stress:
-        argv.append(f"--stress_weight={float(full['stress_weight'])}")
     if full["ema"]:
         argv += ["--ema", f"--ema_decay={float(full['ema_decay'])}"]
     if full["stage_two"]:
@@ -216,14 +248,10 @@ def build_train_argv(
             f"--swa_energy_weight={float(full['stage_two_energy_weight'])}",
             f"--swa_forces_weight={float(full['stage_two_forces_weight'])}",
             f"--swa_lr={float(full['stage_two_lr'])}",
+            f"--swa_stress_weight={float(stage_two_stress)}",
         ]
         if full["start_stage_two"] is not None:
             argv.append(f"--start_swa={int(full['start_stage_two'])}")
-        if stress:
-            stage_two_stress = full["stage_two_stress_weight"]
-            if stage_two_stress is None:
-                stage_two_stress = full["stress_weight"]
-            argv.append(f"--swa_stress_weight={float(stage_two_stress)}")
     if full["mode"] == "multihead":
         argv += [
             "--multiheads_finetuning=True",
@@ -238,20 +266,23 @@ def build_train_argv(
 
 
 def error_metrics(model_path: Path, frames_path: Path, head: str | None, device: str) -> dict[str, float]:
-    """MAE and RMSE of energy per atom (eV/atom) and force components (eV/A) of a model on labelled frames.
+    """MAE and RMSE of energy per atom (eV/atom), force components (eV/A) and stress of a model on frames.
 
     Frames without an energy (forces) label are left out of the energy (force) errors; ``n_frames``
-    counts every frame of the file. See :func:`aiida_mofmlp.common.metrics.error_metrics`.
+    counts every frame of the file. The stress errors (``n_frames_stress``, ``mae_stress``, ``rmse_stress``
+    in eV/A^3, ``mae_stress_gpa``, ``rmse_stress_gpa`` in GPa) are added when periodic frames carry
+    ``REF_stress``, over those frames only. See :mod:`aiida_mofmlp.common.metrics`.
     """
     from aiida_mofmlp.common.frames import get_energy, get_forces
     from aiida_mofmlp.engines.mace.deviation import _Ensemble
 
     frames = read_frames(frames_path)
     ensemble = _Ensemble([model_path], "float64", device, head)
-    ref_e, pred_e, n_atoms, ref_f, pred_f = [], [], [], [], []
+    ref_e, pred_e, n_atoms, ref_f, pred_f, ref_s, pred_s = [], [], [], [], [], [], []
     for start in range(0, len(frames), 8):
         batch = frames[start : start + 8]
-        forces, energies = ensemble.forces_energies(batch)
+        with_stress = [STRESS_KEY in atoms.info and bool(np.all(atoms.pbc)) for atoms in batch]
+        forces, energies, stresses = ensemble.predict(batch, compute_stress=any(with_stress))
         offset = 0
         for column, atoms in enumerate(batch):
             n = len(atoms)
@@ -263,15 +294,22 @@ def error_metrics(model_path: Path, frames_path: Path, head: str | None, device:
             if reference_forces is not None:
                 ref_f.append(reference_forces)
                 pred_f.append(forces[0, offset : offset + n])
+            if with_stress[column] and stresses is not None:
+                ref_s.append(atoms.info[STRESS_KEY])
+                pred_s.append(stresses[0, column])
             offset += n
-    metrics = shared_error_metrics(ref_e, pred_e, n_atoms, ref_f, pred_f)
-    return {
+    stress = {"ref_stress": ref_s, "pred_stress": pred_s} if ref_s else {}
+    metrics = shared_error_metrics(ref_e, pred_e, n_atoms, ref_f, pred_f, **stress)
+    result = {
         "mae_e_per_atom": metrics["mae_e_per_atom"],
         "rmse_e_per_atom": metrics["rmse_e_per_atom"],
         "mae_f": metrics["mae_f"],
         "rmse_f": metrics["rmse_f"],
         "n_frames": len(frames),
     }
+    if stress:
+        result.update({key: metrics[key] for key in ("n_frames_stress", *STRESS_METRIC_UNITS)})
+    return result
 
 
 def curves_from_rows(rows: list[dict[str, Any]], head: str) -> dict[str, np.ndarray]:
@@ -289,7 +327,10 @@ def curves_from_rows(rows: list[dict[str, Any]], head: str) -> dict[str, np.ndar
         "epoch": np.asarray([int(row["epoch"]) for row in evals], dtype=int),
         "train_loss": np.asarray([np.mean(train_loss.get(int(row["epoch"]), [np.nan])) for row in evals]),
     }
-    for key in ("loss", "mae_e_per_atom", "rmse_e_per_atom", "mae_f", "rmse_f"):
+    keys = ["loss", "mae_e_per_atom", "rmse_e_per_atom", "mae_f", "rmse_f"]
+    # mace's own stress error (over the 9 entries of the 3x3 tensor, eV/A^3) when it trained on stress
+    keys += [key for key in ("mae_stress", "rmse_stress") if any(row.get(key) is not None for row in evals)]
+    for key in keys:
         curves[f"valid_{key}"] = np.asarray([float(row.get(key, np.nan)) for row in evals])
     return curves
 
@@ -298,9 +339,13 @@ def train(config: Mapping[str, Any], work_dir: str | Path = ".") -> dict[str, An
     """Run a fine-tuning as described by ``config`` in ``work_dir``; return (and write) the results."""
     work_dir = Path(work_dir).resolve()
     full = validate_config(config, work_dir)
+    train_file = work_dir / full["train_file"]
+    labelled = {"train_file": train_file}
+    if full["valid_file"]:
+        labelled["valid_file"] = work_dir / full["valid_file"]
+    check_stress_labels(labelled, float(full["stress_weight"]))
     mace_dir = work_dir / "mace"
     mace_dir.mkdir(parents=True, exist_ok=True)
-    train_file = work_dir / full["train_file"]
     replay = work_dir / full["replay_file"] if full["replay_file"] else None
     foundation_path = work_dir / full["foundation_model"]
     if foundation_path.is_file():
@@ -376,6 +421,8 @@ def _collect_model(
         "train": error_metrics(target, train_path, "Default", device),
         "valid": error_metrics(target, valid_path, "Default", device),
     }
+    if any("mae_stress" in split for split in out["metrics"].values()):
+        out["units"] = {"energy_per_atom": "eV/atom", "forces": "eV/Angstrom", **STRESS_METRIC_UNITS}
     finite = all(np.isfinite(value) for split in out["metrics"].values() for value in split.values())
     out["status"] = "ok" if finite else "diverged"
     if not finite:

@@ -184,6 +184,13 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         )
         spec.output("validation", valid_type=orm.Dict, required=False, help="Final MAE/RMSE (eV/atom, eV/A).")
         spec.output(
+            "validation_foundation",
+            valid_type=orm.Dict,
+            required=False,
+            help="MAE/RMSE of the foundation model on the same validation frames: what fine-tuning gained. "
+            "Energies compare only when the foundation was trained on the same level of theory.",
+        )
+        spec.output(
             "validation_frames",
             valid_type=StructureSetData,
             required=False,
@@ -745,7 +752,14 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         inputs.deviation.frames = node.outputs.labelled
         inputs.deviation.models = self.ctx.models
         inputs.metadata = {"call_link_label": "deviation_validation"}
-        return ToContext(validation_deviation=self.submit(DeviationBaseWorkChain, **inputs))
+        ensemble = self.submit(DeviationBaseWorkChain, **inputs)
+        # the foundation's own predictions on the same frames (two copies: the engine wants an ensemble)
+        inputs.deviation = AttributeDict(inputs.deviation)
+        foundation = self.inputs.foundation_model
+        inputs.deviation.models = {"model_0": foundation, "model_1": foundation}
+        inputs.metadata = {"call_link_label": "deviation_validation_foundation"}
+        reference = self.submit(DeviationBaseWorkChain, **inputs)
+        return ToContext(validation_deviation=ensemble, validation_deviation_foundation=reference)
 
     def compute_validation(self):
         """MAE/RMSE of energy per atom and forces of the ensemble mean, overall and per loading."""
@@ -763,6 +777,17 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f"validation on {metrics['n_frames']} frames: energy MAE {1000 * metrics['mae_e_per_atom']:.2f} "
             f"meV/atom, force MAE {1000 * metrics['mae_f']:.1f} meV/A (RMSE {1000 * metrics['rmse_f']:.1f})"
         )
+        reference = self.ctx.get("validation_deviation_foundation")
+        if reference is not None and reference.is_finished_ok:
+            foundation = alf.validation_errors(self.ctx.validation_labelled, reference.outputs.deviation)
+            self.out("validation_foundation", foundation["metrics"])
+            base = foundation["metrics"].get_dict()
+            self.report(
+                f"foundation on the same frames: energy MAE {1000 * base['mae_e_per_atom']:.2f} meV/atom, "
+                f"force MAE {1000 * base['mae_f']:.1f} meV/A"
+            )
+        elif reference is not None:
+            self.report(f"the foundation's validation deviation failed: {reference.exit_message}")
         return None
 
     # --- outputs -------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from aiida_mofmlp.workflows.functions.labels import (
     merge_structure_sets,
     record_failures,
 )
+from aiida_mofmlp.workflows.labelling import define_labelling_contract
 
 GuestMoleculeData = DataFactory("mofmlp.guest")
 
@@ -66,18 +67,6 @@ def validate_inputs(inputs, _):
     return None
 
 
-def validate_fraction(value, _):
-    if value is not None and not 0.0 <= value.value <= 1.0:
-        return f"max_failed_fraction must be in [0, 1], got {value.value}"
-    return None
-
-
-def validate_positive(value, _):
-    if value is not None and value.value < 1:
-        return f"must be at least 1, got {value.value}"
-    return None
-
-
 class LabellingWorkChain(Cp2kProtocolMixin, WorkChain):
     """Label every frame of a StructureSetData with CP2K single points.
 
@@ -95,7 +84,7 @@ class LabellingWorkChain(Cp2kProtocolMixin, WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input("structures", valid_type=StructureSetData, help="The frames to label.")
+        define_labelling_contract(spec, 8, "At most this many single points run at the same time (one wave).")
         spec.expose_inputs(
             Cp2kSinglePointWorkChain,
             namespace="single_point",
@@ -110,33 +99,6 @@ class LabellingWorkChain(Cp2kProtocolMixin, WorkChain):
             default=lambda: orm.Bool(False),
             help="Also label the stress (the parameters must print STRESS_TENSOR).",
         )
-        spec.input(
-            "max_concurrent",
-            valid_type=orm.Int,
-            default=lambda: orm.Int(8),
-            validator=validate_positive,
-            help="At most this many single points run at the same time (one wave).",
-        )
-        spec.input(
-            "max_failed_fraction",
-            valid_type=orm.Float,
-            default=lambda: orm.Float(0.1),
-            validator=validate_fraction,
-            help="The work chain fails when more than this fraction of the frames cannot be labelled.",
-        )
-        spec.input_namespace(
-            "guests",
-            valid_type=GuestMoleculeData,
-            required=False,
-            dynamic=True,
-            help="Guest molecules whose isolated reference energy is computed with the same settings.",
-        )
-        spec.input(
-            "guest_box",
-            valid_type=orm.Float,
-            default=lambda: orm.Float(12.0),
-            help="Edge (Angstrom) of the cubic box holding an isolated guest.",
-        )
         spec.inputs.validator = validate_inputs
 
         spec.outline(
@@ -144,26 +106,6 @@ class LabellingWorkChain(Cp2kProtocolMixin, WorkChain):
             while_(cls.frames_left)(cls.launch_wave, cls.collect_wave),
             if_(cls.has_guests)(cls.collect_guests),
             cls.finalize,
-        )
-        spec.output("labelled", valid_type=StructureSetData, required=False, help="The labelled frames.")
-        spec.output(
-            "failed",
-            valid_type=orm.Dict,
-            help="Frames that could not be labelled: index, reason, exit status and work chain UUID.",
-        )
-        spec.output(
-            "guest_energies",
-            valid_type=orm.Dict,
-            required=False,
-            help="Isolated-guest reference energies in eV, keyed by guest name.",
-        )
-        spec.exit_code(
-            410,
-            "ERROR_TOO_MANY_FAILURES",
-            message="{failed} of {total} frames failed, more than max_failed_fraction={fraction}",
-        )
-        spec.exit_code(
-            420, "ERROR_GUEST_REFERENCE_FAILED", message="the isolated-guest calculation failed: {guests}"
         )
 
     # --- protocol ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from aiida_mofmlp.workflows.functions.xtb import (
     merge_labelled_batches,
     subset_frames,
 )
+from aiida_mofmlp.workflows.labelling import define_labelling_contract, validate_positive
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
 from aiida_mofmlp.workflows.xtb.base import XtbBaseWorkChain
 
@@ -39,18 +40,6 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     return None
 
 
-def _positive_int(value, _ctx=None) -> str | None:
-    if value is not None and value.value < 1:
-        return f"must be at least 1, got {value.value}"
-    return None
-
-
-def _fraction(value, _ctx=None) -> str | None:
-    if value is not None and not 0.0 <= value.value <= 1.0:
-        return f"max_failed_fraction must be in [0, 1], got {value.value}"
-    return None
-
-
 class XtbLabellingWorkChain(ProtocolMixin, WorkChain):
     """Label every frame of a StructureSetData with GFN-xTB (tblite), ``frames_per_job`` frames per job.
 
@@ -65,7 +54,7 @@ class XtbLabellingWorkChain(ProtocolMixin, WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input("structures", valid_type=StructureSetData, help="The frames to label (periodic).")
+        define_labelling_contract(spec, 2, "Jobs running at the same time (one wave).")
         spec.expose_inputs(
             XtbBaseWorkChain,
             namespace="xtb",
@@ -76,35 +65,8 @@ class XtbLabellingWorkChain(ProtocolMixin, WorkChain):
             "frames_per_job",
             valid_type=orm.Int,
             default=lambda: orm.Int(50),
-            validator=_positive_int,
+            validator=validate_positive,
             help="Frames labelled by one job.",
-        )
-        spec.input(
-            "max_concurrent",
-            valid_type=orm.Int,
-            default=lambda: orm.Int(2),
-            validator=_positive_int,
-            help="Jobs running at the same time (one wave).",
-        )
-        spec.input(
-            "max_failed_fraction",
-            valid_type=orm.Float,
-            default=lambda: orm.Float(0.1),
-            validator=_fraction,
-            help="The work chain fails when more than this fraction of the frames cannot be labelled.",
-        )
-        spec.input_namespace(
-            "guests",
-            valid_type=GuestMoleculeData,
-            required=False,
-            dynamic=True,
-            help="Guest molecules whose isolated reference energy is computed with the same settings.",
-        )
-        spec.input(
-            "guest_box",
-            valid_type=orm.Float,
-            default=lambda: orm.Float(12.0),
-            help="Edge (Angstrom) of the cubic box holding an isolated guest.",
         )
         spec.inputs.validator = validate_inputs
         spec.outline(
@@ -112,24 +74,6 @@ class XtbLabellingWorkChain(ProtocolMixin, WorkChain):
             while_(cls.batches_left)(cls.launch_wave, cls.collect_wave),
             if_(cls.has_guests)(cls.collect_guests),
             cls.finalize,
-        )
-        spec.output("labelled", valid_type=StructureSetData, required=False, help="The labelled frames.")
-        spec.output(
-            "failed", valid_type=orm.Dict, help="Frames that could not be labelled: index, reason, job."
-        )
-        spec.output(
-            "guest_energies",
-            valid_type=orm.Dict,
-            required=False,
-            help="Isolated-guest reference energies in eV, keyed by guest name.",
-        )
-        spec.exit_code(
-            410,
-            "ERROR_TOO_MANY_FAILURES",
-            message="{failed} of {total} frames failed, more than max_failed_fraction={fraction}",
-        )
-        spec.exit_code(
-            420, "ERROR_GUEST_REFERENCE_FAILED", message="the isolated-guest calculation failed: {detail}"
         )
 
     @classmethod
@@ -255,7 +199,7 @@ class XtbLabellingWorkChain(ProtocolMixin, WorkChain):
         node = self.ctx.guests
         if not node.is_finished_ok or len(node.outputs.labelled) != len(self.inputs.guests):
             detail = node.exit_message or f"{len(node.outputs.failed['frames'])} guest(s) without labels"
-            return self.exit_codes.ERROR_GUEST_REFERENCE_FAILED.format(detail=detail)
+            return self.exit_codes.ERROR_GUEST_REFERENCE_FAILED.format(guests=detail)
         self.out("guest_energies", guest_energies_from_set(node.outputs.labelled))
         return None
 
