@@ -109,7 +109,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "md_stride": 10,
         "md_equilibrate": 30,
         "bootstrap": {"num_channels": 16, "max_L": 0, "max_num_epochs": 8, "r_max": 5.0},
-        "foundation": {"num_channels": 32, "max_L": 0, "max_num_epochs": 25, "r_max": 5.0},
+        "foundation": {"num_channels": 32, "max_L": 0, "max_num_epochs": 20, "r_max": 5.0},
         "test_fraction": 0.1,
         "replay_frames": 240,
         "heldout_per_framework": 2,

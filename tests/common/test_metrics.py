@@ -1,4 +1,4 @@
-"""The one MAE/RMSE helper: energy per atom (eV/atom) and force components (eV/Angstrom)."""
+"""The one MAE/RMSE helper: energy per atom (eV/atom), force components (eV/Angstrom) and stress (eV/A^3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from aiida_mofmlp.common.metrics import METRIC_UNITS, error_metrics, mae_rmse
+from aiida_mofmlp.common.metrics import (
+    EV_PER_A3_IN_GPA,
+    METRIC_UNITS,
+    STRESS_METRIC_UNITS,
+    error_metrics,
+    mae_rmse,
+    stress_metrics,
+)
 
 
 def test_mae_rmse_known_values():
@@ -39,3 +46,43 @@ def test_error_metrics_without_forces_and_mismatched_lengths():
         error_metrics([1.0, 2.0], [1.0], [1, 1], [], [])
     with pytest.raises(ValueError, match="one array per frame"):
         error_metrics([1.0], [1.0], [1], [np.zeros((1, 3))], [])
+
+
+def test_stress_metrics_per_voigt_component_and_in_gpa():
+    # frame 0 (Voigt): error 0.01 on xx only; frame 1 (3x3, symmetric): error -0.02 on the yz pair, which is
+    # ONE Voigt component (MACE's log would count it twice among nine entries)
+    ref = [np.zeros(6), np.zeros((3, 3))]
+    pred_1 = np.zeros((3, 3))
+    pred_1[1, 2] = pred_1[2, 1] = -0.02
+    pred = [np.array([0.01, 0, 0, 0, 0, 0]), pred_1]
+    metrics = stress_metrics(ref, pred)
+    assert metrics["n_frames_stress"] == 2
+    assert metrics["mae_stress"] == pytest.approx(0.03 / 12)
+    assert metrics["rmse_stress"] == pytest.approx(math.sqrt((0.0001 + 0.0004) / 12))
+    # 1 eV/A^3 = 160.2176634 GPa (ase.units agrees)
+    from ase import units
+
+    assert 1 / units.GPa == pytest.approx(EV_PER_A3_IN_GPA, rel=1e-8)
+    assert metrics["mae_stress_gpa"] == pytest.approx(0.03 / 12 * 160.2176634)
+    assert metrics["rmse_stress_gpa"] == pytest.approx(metrics["rmse_stress"] * EV_PER_A3_IN_GPA)
+    # 9 flat entries read as a 3x3 matrix; the ASE sign is kept (no sign flip): pred - ref
+    flat = stress_metrics([np.zeros(9)], [np.arange(9.0)])
+    assert flat["mae_stress"] == pytest.approx((0 + 4 + 8 + 5 + 2 + 1) / 6)
+    assert set(STRESS_METRIC_UNITS) == set(metrics) - {"n_frames_stress"}
+    empty = stress_metrics([], [])
+    assert empty["n_frames_stress"] == 0 and math.isnan(empty["mae_stress"])
+    with pytest.raises(ValueError, match="one stress per frame"):
+        stress_metrics([np.zeros(6)], [])
+    with pytest.raises(ValueError, match="6 Voigt components"):
+        stress_metrics([np.zeros(4)], [np.zeros(4)])
+
+
+def test_error_metrics_adds_stress_only_when_given():
+    args = ([-10.0], [-9.0], [2], [np.zeros((2, 3))], [np.ones((2, 3))])
+    plain = error_metrics(*args)
+    assert not any("stress" in key for key in plain)
+    with_stress = error_metrics(*args, ref_stress=[np.zeros(6)], pred_stress=[np.full(6, -0.1)])
+    assert with_stress["mae_e_per_atom"] == pytest.approx(0.5) and with_stress["mae_f"] == pytest.approx(1.0)
+    assert with_stress["mae_stress"] == pytest.approx(0.1) and with_stress["n_frames_stress"] == 1
+    with pytest.raises(ValueError, match="both ref_stress and pred_stress"):
+        error_metrics(*args, ref_stress=[np.zeros(6)])

@@ -135,8 +135,12 @@ def test_node_wrappers(aiida_profile, card):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_quick_build(tmp_path):
-    """The build script's machinery end to end on 2 small frameworks (xTB labels, bootstrap, MD, training)."""
+    """The build script's machinery end to end on 2 small frameworks (xTB labels, bootstrap, MD, training).
+
+    About 75 CPU-seconds (about a minute on an idle 2-core machine, several when it is busy).
+    """
     import yaml
 
     out = tmp_path / "out"

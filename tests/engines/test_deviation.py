@@ -114,3 +114,35 @@ def test_deviation_main_writes_outputs(ensemble, frames, tmp_path, monkeypatch):
     np.testing.assert_allclose(annotated[3].arrays["forces_mean"], arrays["forces_mean"][lo:hi], atol=1e-6)
     (tmp_path / "bad.json").write_text(json.dumps({**config, "bogus": 1}))
     assert main(["bad.json"]) == 2
+
+
+def test_deviation_compute_stress_equals_mace_calculator(ensemble, frames, tmp_path, monkeypatch):
+    """``compute_stress``: the ensemble mean of MACE's calculator stress (Voigt); NaN if not periodic."""
+    from mace.calculators import MACECalculator
+
+    frames = [atoms.copy() for atoms in frames]
+    frames[1].pbc = False
+    expected = np.zeros((len(frames), 6))
+    for path in ensemble:
+        calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
+        for index, atoms in enumerate(frames):
+            atoms = atoms.copy()
+            atoms.calc = calc
+            expected[index] += atoms.get_stress(voigt=True) / len(ensemble)
+    result = compute_deviation(ensemble, frames, batch_size=3, compute_stress=True)
+    periodic = [index for index in range(len(frames)) if index != 1]
+    np.testing.assert_allclose(result["stress_mean"][periodic], expected[periodic], atol=1e-9)
+    assert np.isnan(result["stress_mean"][1]).all()
+    plain = compute_deviation(ensemble, frames, batch_size=3)
+    assert "stress_mean" not in plain  # off by default
+    np.testing.assert_allclose(plain["forces_mean"], result["forces_mean"], atol=1e-12)
+    # through the engine's input file
+    write_frames(frames, tmp_path / "frames.extxyz")
+    config = {"models": [str(path) for path in ensemble], "frames": "frames.extxyz", "compute_stress": True}
+    (tmp_path / "input.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    assert main(["input.json"]) == 0
+    written = np.load(tmp_path / "deviation.npz")["stress_mean"]  # positions went through extxyz text
+    np.testing.assert_allclose(written[periodic], expected[periodic], atol=1e-9)
+    annotated = read_frames(tmp_path / "deviation.extxyz")
+    np.testing.assert_allclose(annotated[0].info["stress_mean"], expected[0], atol=1e-9)

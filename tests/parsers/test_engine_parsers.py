@@ -260,6 +260,20 @@ def test_mace_train_nonfinite_metrics_become_none(parse, train_inputs):
     assert outputs["metrics"].get_dict()["valid"]["rmse_f"] is None
 
 
+def test_mace_train_stress_errors_reach_the_metrics(parse, train_inputs):
+    results = json.loads((DATA / "mace_train" / "ok" / "results.json").read_text())
+    stress = {"n_frames_stress": 3, "mae_stress": 0.01, "rmse_stress": 0.02, "mae_stress_gpa": 1.602176634}
+    results["metrics"]["valid"].update(stress)
+    results["units"].update({"mae_stress": "eV/Angstrom^3", "mae_stress_gpa": "GPa"})
+    retrieved = stored("mace_train", "ok", {"results.json": json.dumps(results)})
+    outputs, calc = parse("mofmlp.mace_train", MaceTrainParser, retrieved, train_inputs)
+    assert_exit(calc, 0)
+    metrics = outputs["metrics"].get_dict()
+    assert {key: metrics["valid"][key] for key in stress} == stress
+    assert metrics["units"]["mae_stress"] == "eV/Angstrom^3" and metrics["units"]["mae_stress_gpa"] == "GPa"
+    assert "mae_stress" not in metrics["train"]
+
+
 # --- selection -------------------------------------------------------------------------------------
 
 

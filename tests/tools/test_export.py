@@ -255,3 +255,39 @@ def test_archive_of_a_whole_run(al_run, tmp_path):
     assert found["n_nodes_in_profile"] == expected["n_nodes"]
     node = orm.load_node(al_run.uuid)  # the loaded profile is untouched by the check
     assert node.pk == al_run.pk
+
+
+def test_card_states_stress_errors_of_the_training(generate_calc_job_node, tmp_path):
+    """A (fake, stored) finished training whose metrics carry stress errors: the card repeats them."""
+    from ase.build import bulk
+
+    from aiida_mofmlp.data import MaceModelData, StructureSetData
+
+    frames = []
+    for index in range(2):
+        atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+        fr.set_labels(atoms, energy=-40.0 - index, forces=np.zeros((8, 3)), stress=np.full(6, 0.01 * index))
+        frames.append(atoms)
+    labelled = StructureSetData.from_frames(frames)
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
+
+    model = MaceModelData.from_file(make_small_model(["Si"], tmp_path / "model.model"))
+    (tmp_path / "foundation.model").write_bytes(b"stands for the foundation: only its hash is read")
+    stress = {"n_frames_stress": 1, "mae_stress": 0.004, "rmse_stress": 0.005, "mae_stress_gpa": 0.64087}
+    metrics = {"train": {"mae_f": 0.1, **stress}, "valid": {"mae_f": 0.2}, "units": {}}
+    generate_calc_job_node(
+        "mofmlp.mace_train",
+        inputs={
+            "training_set": labelled,
+            "foundation_model": MaceModelData.from_file(tmp_path / "foundation.model", inspect=False),
+        },
+        outputs={"model": model, "metrics": orm.Dict(metrics)},
+    )
+    export = export_dataset(model, tmp_path / "dataset")
+    card = read_card(export.card_path)
+    assert card["labels"]["stress"] is True
+    assert card["stress_errors"]["models"] == {"model_0": {"train": stress}}
+    assert card["stress_errors"]["units"]["mae_stress"] == "eV/Angstrom^3"
+    assert card["stress_errors"]["units"]["mae_stress_gpa"] == "GPa"
+    # a structure set alone has no model or run that reports a stress error
+    assert "stress_errors" not in export_dataset(labelled, tmp_path / "bare").card

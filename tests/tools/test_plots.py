@@ -159,3 +159,33 @@ def test_plots_of_a_whole_run(al_run, tmp_path):
     result = CliRunner().invoke(cli, ["runs", "plots", str(al_run.pk), str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "learning_curve.png").is_file()
+
+
+def test_parity_gets_a_stress_panel_when_stress_is_present(tmp_path):
+    """Synthetic frames: stress errors on the frames with REF_stress and MACE_stress, in eV/A^3 and GPa."""
+    from ase.build import bulk
+
+    frames = []
+    for index in range(3):
+        atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+        atoms.info.update({fr.ENERGY_KEY: -40.0, fr.PREDICTED_ENERGY_KEY: -40.0 + 0.08 * index})
+        atoms.arrays[fr.FORCES_KEY] = np.zeros((8, 3))
+        atoms.arrays[fr.PREDICTED_FORCES_KEY] = np.full((8, 3), 0.1)
+        if index < 2:  # the third frame has no stress label
+            atoms.info[fr.STRESS_KEY] = np.full(6, 0.01 * index)
+        atoms.info[fr.PREDICTED_STRESS_KEY] = np.full(6, 0.01 * index) + np.array([0.006, 0, 0, 0, 0, 0])
+        frames.append(atoms)
+    plot = plot_parity(frames, tmp_path / "parity_stress.png")
+    data = plot.data
+    assert len(data["stress_ref"]) == len(data["stress_pred"]) == 12
+    assert data["metrics"]["n_frames_stress"] == 2
+    assert data["metrics"]["mae_stress"] == pytest.approx(2 * 0.006 / 12)
+    assert data["metrics"]["mae_stress_gpa"] == pytest.approx(2 * 0.006 / 12 * 160.2176634)
+    assert data["units"]["stress"] == "eV/Angstrom^3"
+    height, width = _image_shape(plot.path)[:2]
+    assert width > 3 * height  # three panels side by side (two panels: 9 x 4 inches)
+    json.loads(json.dumps(plot.to_json()))
+    for atoms in frames:
+        del atoms.info[fr.PREDICTED_STRESS_KEY]
+    plain = plot_parity(frames).data  # no prediction of stress: no stress panel, no stress error
+    assert "stress_ref" not in plain and "mae_stress" not in plain["metrics"]

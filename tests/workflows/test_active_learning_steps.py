@@ -152,6 +152,32 @@ def test_validation_errors_compare_ensemble_mean_with_labels(aiida_profile):
     assert metrics["rmse_f"] == pytest.approx(0.5)
     predicted = result["frames"].get_frame(1)
     assert predicted.info[fr.PREDICTED_ENERGY_KEY] == pytest.approx(-12.2)
+    assert not any("stress" in key for key in metrics)  # no stress prediction, no stress error
+
+
+def test_validation_errors_add_stress_when_labelled_and_predicted(aiida_profile):
+    frames = []
+    for loading, stress in ((0, np.full(6, 0.01)), (1, None)):
+        atoms = _framework()
+        atoms.info["loading"] = loading
+        fr.set_labels(atoms, energy=-10.0, forces=np.ones((4, 3)), stress=stress)
+        frames.append(atoms)
+    deviation = orm.ArrayData()
+    deviation.set_array("energies", np.array([[-10.0, -10.0], [-10.0, -10.0]]))
+    deviation.set_array("forces_mean", np.ones((8, 3)))
+    deviation.set_array("atom_offsets", np.array([0, 4, 8]))
+    deviation.set_array("stress_mean", np.array([[0.03, 0.01, 0.01, 0.01, 0.01, -0.02], np.zeros(6)]))
+    result = alf.validation_errors(StructureSetData.from_frames(frames), deviation)
+    metrics = result["metrics"].get_dict()
+    assert metrics["n_frames_stress"] == 1  # only the stress-labelled frame
+    assert metrics["mae_stress"] == pytest.approx((0.02 + 0.03) / 6)
+    assert metrics["mae_stress_gpa"] == pytest.approx((0.02 + 0.03) / 6 * 160.2176634)
+    assert metrics["units"]["mae_stress"] == "eV/Angstrom^3"
+    assert metrics["per_loading"]["0"]["mae_stress"] == pytest.approx(metrics["mae_stress"])
+    assert "mae_stress" not in metrics["per_loading"]["1"]
+    np.testing.assert_allclose(
+        result["frames"].get_frame(0).info[fr.PREDICTED_STRESS_KEY], deviation.get_array("stress_mean")[0]
+    )
 
 
 @pytest.mark.parametrize(

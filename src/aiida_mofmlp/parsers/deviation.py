@@ -24,6 +24,7 @@ class DeviationParser(EngineParser):
             "forces_mean": "eV/Angstrom",
             "energy": "eV",
             "energy_std_per_atom": "eV/atom",
+            "stress_mean": "eV/Angstrom^3 (Voigt xx yy zz yz xz xy, ASE sign)",
         }
         self.out("deviation", self.array_data(arrays, units))
         expected = self.node.inputs.frames.count

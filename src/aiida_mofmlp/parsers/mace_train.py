@@ -1,4 +1,9 @@
-"""MaceTrainParser: model, curves and metrics of a MaceTrainCalculation."""
+"""MaceTrainParser: model, curves and metrics of a MaceTrainCalculation.
+
+The ``metrics`` Dict holds the engine's train/valid errors as written: energy per atom and forces always,
+and the stress errors (``n_frames_stress``, ``mae_stress``/``rmse_stress`` in eV/Angstrom^3,
+``mae_stress_gpa``/``rmse_stress_gpa`` in GPa) when the frames carry stress labels; ``units`` names them.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ class MaceTrainParser(EngineParser):
     def parse_outputs(self, **kwargs) -> ExitCode | None:
         results = self.read_json(RESULTS_FILE)
         if CURVES_FILE in self.retrieved_names:
-            units = {"mae_f": "eV/Angstrom", "mae_e_per_atom": "eV/atom"}
+            units = {"mae_f": "eV/Angstrom", "mae_e_per_atom": "eV/atom", "mae_stress": "eV/Angstrom^3"}
             self.out("curves", self.array_data(self.read_npz(CURVES_FILE), units))
 
         status = results.get("status")

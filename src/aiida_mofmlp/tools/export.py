@@ -9,7 +9,8 @@
   ``protocol`` (when known) and ``split``. Model predictions (``MACE_*``) are not exported. The files train
   with ``mace_run_train --energy_key REF_energy --forces_key REF_forces`` unchanged.
 * ``dataset.yaml`` (or ``.json``): the metadata card (units, keys, DFT settings, counts, elements, splits,
-  models, license, citation, file hashes, a suggested ``mace_run_train`` command line).
+  models, license, citation, file hashes, a suggested ``mace_run_train`` command line and, when the models'
+  training or the run's validation reports them, ``stress_errors`` in eV/Å^3 and GPa).
 * ``models/<label>.model``: the model files, with their sha256 checked against the nodes.
 
 :func:`export_archive` writes an AiiDA archive of a node and its whole provenance (what ``verdi archive
@@ -287,6 +288,40 @@ def _model_entry(label: str, model, path: Path, directory: Path) -> dict[str, An
     }
 
 
+#: the stress-error keys of :func:`aiida_mofmlp.common.metrics.stress_metrics` copied onto the card
+STRESS_ERROR_KEYS = ("n_frames_stress", "mae_stress", "rmse_stress", "mae_stress_gpa", "rmse_stress_gpa")
+
+
+def _stress_errors(resolved: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Stress errors known for the source: each model's train/valid errors (its training calculation's
+    ``metrics``) and the run's ensemble-mean validation errors; None when nothing reports one."""
+    from aiida_mofmlp.common.metrics import STRESS_METRIC_UNITS
+
+    def picked(metrics: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: metrics[key] for key in STRESS_ERROR_KEYS if metrics.get(key) is not None}
+
+    known: dict[str, Any] = {}
+    for label, model in resolved["models"].items():
+        creator = model.creator
+        if creator is None or "metrics" not in creator.outputs:
+            continue
+        metrics = creator.outputs.metrics.get_dict()
+        entry = {split: picked(metrics.get(split) or {}) for split in ("train", "valid")}
+        entry = {split: values for split, values in entry.items() if values}
+        if entry:
+            known.setdefault("models", {})[label] = entry
+    run = resolved["run"]
+    if run is not None and "validation" in run.outputs:
+        validation = picked(run.outputs.validation.get_dict())
+        if validation:
+            known["validation"] = validation
+    if not known:
+        return None
+    known["units"] = dict(STRESS_METRIC_UNITS)
+    known["definition"] = "predicted - reference per Voigt component (xx yy zz yz xz xy), ASE sign"
+    return known
+
+
 def _software() -> dict[str, str]:
     from aiida_mofmlp.tools.environment import package_version
 
@@ -548,6 +583,9 @@ def _build_card(
         "models": model_entries,
         "software": _software(),
     }
+    stress_errors = _stress_errors(resolved)
+    if stress_errors is not None:
+        card["stress_errors"] = stress_errors
     card["training"] = {"mace_run_train": _train_args(card, ".")}
     card["files"] = {
         entry["file"]: {"sha256": entry["sha256"], "bytes": (directory / entry["file"]).stat().st_size}

@@ -4,8 +4,9 @@ Every ``plot_*`` function returns a :class:`Plot`: ``data`` holds the numbers dr
 floats; :meth:`Plot.to_json` makes them JSON), ``path`` the image written (PNG, PDF or SVG by suffix) or
 None. The ``*_data`` functions compute the numbers without matplotlib.
 
-* parity of energy per atom and force components, reference (``REF_*``) against prediction (``MACE_*``,
-  e.g. a run's ``validation_frames``): :func:`plot_parity`;
+* parity of energy per atom, force components and (when frames carry both ``REF_stress`` and
+  ``MACE_stress``) stress components, reference (``REF_*``) against prediction (``MACE_*``, e.g. a run's
+  ``validation_frames``): :func:`plot_parity`;
 * active-learning learning curve (validation force MAE and trusted fraction against training-set size, per
   iteration, from a run's ``iterations``): :func:`plot_learning_curve`;
 * per-epoch training curves of models (their training calculation's ``curves``): :func:`plot_training_curves`;
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from aiida_mofmlp.common import frames as fr
-from aiida_mofmlp.common.metrics import mae_rmse
+from aiida_mofmlp.common.metrics import EV_PER_A3_IN_GPA, mae_rmse, stress_metrics
 from aiida_mofmlp.common.serialise import to_jsonable
 
 __all__ = [
@@ -114,9 +115,12 @@ def parity_data(source) -> dict[str, Any]:
     """Reference and predicted energy per atom (eV/atom) and force components (eV/Å), with MAE/RMSE.
 
     ``source``: frames (StructureSetData, list of Atoms, or a run's ``validation_frames``) that carry both
-    the reference labels (REF_energy, REF_forces) and the predictions (MACE_energy, MACE_forces).
+    the reference labels (REF_energy, REF_forces) and the predictions (MACE_energy, MACE_forces). Frames
+    that also carry REF_stress and MACE_stress add ``stress_ref``/``stress_pred`` (their Voigt components,
+    eV/Å^3, ASE sign) and the stress errors of :func:`aiida_mofmlp.common.metrics.stress_metrics`.
     """
     energy_ref, energy_pred, loading, force_ref, force_pred = [], [], [], [], []
+    stress_ref, stress_pred = [], []
     for index, atoms in enumerate(_frames(source)):
         missing = [
             key
@@ -136,6 +140,9 @@ def parity_data(source) -> dict[str, Any]:
         loading.append(float(atoms.info.get("loading", np.nan)))
         force_ref.append(np.asarray(atoms.arrays[fr.FORCES_KEY], float).ravel())
         force_pred.append(np.asarray(atoms.arrays[fr.PREDICTED_FORCES_KEY], float).ravel())
+        if fr.STRESS_KEY in atoms.info and fr.PREDICTED_STRESS_KEY in atoms.info:
+            stress_ref.append(fr.voigt_stress(atoms.info[fr.STRESS_KEY]))
+            stress_pred.append(fr.voigt_stress(atoms.info[fr.PREDICTED_STRESS_KEY]))
     if not energy_ref:
         raise ValueError("no frames to plot")
     data = {
@@ -155,14 +162,22 @@ def parity_data(source) -> dict[str, Any]:
         "mae_f": mae_f,
         "rmse_f": rmse_f,
     }
+    if stress_ref:
+        data["stress_ref"] = np.concatenate(stress_ref)
+        data["stress_pred"] = np.concatenate(stress_pred)
+        data["units"]["stress"] = "eV/Angstrom^3"
+        data["metrics"].update(stress_metrics(stress_ref, stress_pred))
     return data
 
 
 def plot_parity(source, path: str | Path | None = None, title: str | None = None) -> Plot:
-    """Energy and force parity plots (two panels, meV in the legends); see :func:`parity_data`."""
+    """Energy and force parity plots (meV in the legends), and a stress panel (GPa) when the frames carry
+    reference and predicted stresses; see :func:`parity_data`."""
     data = parity_data(source)
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    stress = "stress_ref" in data
+    fig, axes = plt.subplots(1, 3 if stress else 2, figsize=(13.5 if stress else 9, 4))
+    left, right = axes[0], axes[1]
     metrics = data["metrics"]
     loading = data["loading"]
     colour = loading if np.isfinite(loading).all() and len(set(loading.tolist())) > 1 else "tab:blue"
@@ -182,6 +197,19 @@ def plot_parity(source, path: str | Path | None = None, title: str | None = None
         axis.set_xlabel(f"reference ({unit})")
         axis.set_ylabel(f"predicted ({unit})")
         axis.set_title(f"MAE {1000 * mae:.1f} m{unit}, RMSE {1000 * rmse:.1f} m{unit}", fontsize=9)
+    if stress:
+        axis = axes[2]
+        ref, pred = EV_PER_A3_IN_GPA * data["stress_ref"], EV_PER_A3_IN_GPA * data["stress_pred"]
+        axis.scatter(ref, pred, s=8, color="tab:green")
+        low, high = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+        axis.plot([low, high], [low, high], color="grey", lw=1)
+        axis.set_xlabel("reference stress (GPa)")
+        axis.set_ylabel("predicted stress (GPa)")
+        axis.set_title(
+            f"MAE {metrics['mae_stress_gpa']:.2f} GPa, RMSE {metrics['rmse_stress_gpa']:.2f} GPa "
+            f"({metrics['n_frames_stress']} frames)",
+            fontsize=9,
+        )
     fig.suptitle(title or f"Parity: {metrics['n_frames']} frames")
     return Plot("parity", data, _save(fig, path))
 

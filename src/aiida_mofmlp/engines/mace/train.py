@@ -142,6 +142,11 @@ def validate_config(config: Mapping[str, Any], work_dir: Path) -> dict[str, Any]
             f"stage_two_stress_weight={full['stage_two_stress_weight']!r} must be >= 0 "
             "(or null: the same as stress_weight)"
         )
+    if float(full["stress_weight"]) == 0 and full["stage_two_stress_weight"]:
+        raise InputError(
+            f"stage_two_stress_weight={full['stage_two_stress_weight']!r} needs stress_weight > 0 (stress is "
+            "trained in both stages or in neither); set stress_weight or remove stage_two_stress_weight"
+        )
     for key in ("lr", "stage_two_lr", "batch_size", "max_num_epochs", "patience"):
         if float(full[key]) <= 0:
             raise InputError(f"{key}={full[key]!r} must be > 0")

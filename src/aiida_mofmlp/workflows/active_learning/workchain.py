@@ -751,6 +751,9 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         inputs.deviation = AttributeDict(inputs.deviation)
         inputs.deviation.frames = node.outputs.labelled
         inputs.deviation.models = self.ctx.models
+        if node.outputs.labelled.has_stress:  # stress labels: also predict the stress, for its errors
+            given = inputs.deviation.parameters.get_dict() if "parameters" in inputs.deviation else {}
+            inputs.deviation.parameters = orm.Dict({**given, "compute_stress": True})
         inputs.metadata = {"call_link_label": "deviation_validation"}
         ensemble = self.submit(DeviationBaseWorkChain, **inputs)
         # the foundation's own predictions on the same frames (two copies: the engine wants an ensemble)

@@ -260,14 +260,15 @@ def pick_random_frames(frames: StructureSetData, settings: orm.Dict) -> Structur
     return StructureSetData.from_frames(picked)
 
 
-def error_metrics(ref_e, pred_e, n_atoms, ref_f, pred_f) -> dict:
-    """MAE/RMSE of energy per atom (eV/atom) and force components (eV/Angstrom).
+def error_metrics(ref_e, pred_e, n_atoms, ref_f, pred_f, ref_s=None, pred_s=None) -> dict:
+    """MAE/RMSE of energy per atom (eV/atom), force components (eV/Angstrom) and, given, stress (eV/A^3).
 
-    See :func:`aiida_mofmlp.common.metrics.error_metrics`.
+    See :func:`aiida_mofmlp.common.metrics.error_metrics`; ``ref_s``/``pred_s`` are its ``ref_stress`` and
+    ``pred_stress`` (one Voigt stress per stress-labelled frame).
     """
     from aiida_mofmlp.common.metrics import error_metrics as shared_error_metrics
 
-    return shared_error_metrics(ref_e, pred_e, n_atoms, ref_f, pred_f)
+    return shared_error_metrics(ref_e, pred_e, n_atoms, ref_f, pred_f, ref_stress=ref_s, pred_stress=pred_s)
 
 
 @calcfunction
@@ -275,19 +276,31 @@ def validation_errors(labelled: StructureSetData, deviation: orm.ArrayData) -> d
     """Errors of the ensemble-mean prediction (from the deviation arrays) against the labels of ``labelled``.
 
     Outputs ``metrics`` (Dict: all frames and per loading) and ``frames`` (the labelled frames with the
-    predictions under the MACE_* keys, for parity plots).
+    predictions under the MACE_* keys, for parity plots). When the deviation holds ``stress_mean`` (the
+    deviation engine's ``compute_stress``) and frames carry ``REF_stress``, the stress errors of those
+    frames are added (``n_frames_stress``, ``mae_stress``/``rmse_stress`` in eV/Angstrom^3 and in GPa) and
+    the predicted stress is stored under ``MACE_stress``.
     """
+    from aiida_mofmlp.common.metrics import STRESS_METRIC_UNITS
+
     energies = np.asarray(deviation.get_array("energies"), dtype=float).mean(axis=0)
     forces = np.asarray(deviation.get_array("forces_mean"), dtype=float)
     offsets = np.asarray(deviation.get_array("atom_offsets"), dtype=int)
+    stresses = None
+    if "stress_mean" in deviation.get_arraynames():
+        stresses = np.asarray(deviation.get_array("stress_mean"), dtype=float)
     frames = labelled.get_frames()
     if len(frames) != len(energies):
         raise ValueError(f"{len(frames)} labelled frames but {len(energies)} predictions")
-    loadings, ref_e, n_atoms, ref_f, pred_f = [], [], [], [], []
+    loadings, ref_e, n_atoms, ref_f, pred_f, with_stress = [], [], [], [], [], []
     for index, atoms in enumerate(frames):
         predicted = forces[offsets[index] : offsets[index + 1]]
         atoms.info[fr.PREDICTED_ENERGY_KEY] = float(energies[index])
         atoms.arrays[fr.PREDICTED_FORCES_KEY] = predicted
+        if stresses is not None and np.all(np.isfinite(stresses[index])):
+            atoms.info[fr.PREDICTED_STRESS_KEY] = stresses[index]
+            if fr.STRESS_KEY in atoms.info:
+                with_stress.append(index)
         loadings.append(int(atoms.info.get("loading", 0)))
         ref_e.append(fr.get_energy(atoms))
         n_atoms.append(len(atoms))
@@ -295,12 +308,14 @@ def validation_errors(labelled: StructureSetData, deviation: orm.ArrayData) -> d
         pred_f.append(predicted)
 
     def metrics_of(indices: list[int]) -> dict:
+        stress = [i for i in indices if i in with_stress]
         return error_metrics(
             [ref_e[i] for i in indices],
             energies[indices],
             [n_atoms[i] for i in indices],
             [ref_f[i] for i in indices],
             [pred_f[i] for i in indices],
+            *(([frames[i].info[fr.STRESS_KEY] for i in stress], stresses[stress]) if stress else ()),
         )
 
     metrics = metrics_of(list(range(len(frames))))
@@ -311,6 +326,8 @@ def validation_errors(labelled: StructureSetData, deviation: orm.ArrayData) -> d
     metrics["per_loading"] = per_loading
     metrics["prediction"] = "ensemble mean"
     metrics["units"] = {"mae_e_per_atom": "eV/atom", "rmse_e_per_atom": "eV/atom", "mae_f": "eV/Angstrom"}
+    if with_stress:
+        metrics["units"].update(STRESS_METRIC_UNITS)
     return {"metrics": orm.Dict(metrics), "frames": StructureSetData.from_frames(frames)}
 
 
