@@ -21,7 +21,7 @@ empty and with CO2, N2, CH4, H2O or H2 guests. Stages (each cached in ``--workdi
 10. ``evaluate`` and ``package``: held-out errors per framework; model, replay sample, held-out sample
     and card written to ``--output``.
 
-Full build (about 45 min on 2 busy cores)::
+Full build (about 40 min on 2 shared, busy cores; most of it GFN1-xTB labelling and training)::
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/build_foundation.py --workdir /tmp/foundation_build
 

@@ -76,30 +76,34 @@ def demo_builder(
     overrides: Mapping | str | os.PathLike | None = None,
     extra: Mapping | None = None,
 ):
-    """A builder of the demo's ActiveLearningWorkChain; the tiny foundation model goes to ``work_dir``.
+    """A builder of the demo's ActiveLearningWorkChain, fine-tuned from the shipped small MOF foundation.
 
+    The foundation (:meth:`MaceModelData.small_mof_foundation`, GFN1-xTB labels of several MOFs with
+    guests) and its replay sample make multihead replay fine-tuning run for real; a study uses MACE-MP.
     ``overrides`` and ``extra``: see :func:`demo_overrides` (default: the packaged ``demo`` overrides).
+    ``work_dir`` is created (the demo writes its results there).
     """
     from aiida_mofmlp.data import GuestMoleculeData, MaceModelData
-    from aiida_mofmlp.engines.mace.foundation import make_small_model
+    from aiida_mofmlp.data.foundation import small_mof_foundation_replay
     from aiida_mofmlp.tools.intake import load_cif
     from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
 
     settings = demo_overrides(overrides, extra)
-    seed = int(settings.get("parameters", {}).get("seed", 0))
     structure, _ = load_cif(framework_cif())
     guest = GuestMoleculeData.builtin(GUEST)
-    species = sorted(set(structure.get_symbols_set()) | set(guest.symbols))
     work_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # e3nn / TorchScript chatter while the model is built
-        warnings.simplefilter("ignore", UserWarning)
-        # small random interactions (scale 0.1): the untrained model's MD stays close to thermal motion
-        path = make_small_model(
-            species, work_dir / "demo-foundation.model", num_channels=16, scale=0.1, seed=seed
-        )
-    foundation = MaceModelData.get_or_create(path)
+    foundation = MaceModelData.small_mof_foundation()
+    missing = sorted((set(structure.get_symbols_set()) | set(guest.symbols)) - set(foundation.species))
+    if missing:
+        raise DemoError(f"the shipped foundation lacks {missing}: rebuild it (scripts/build_foundation.py)")
     return ActiveLearningWorkChain.get_builder_from_protocol(
-        structure, foundation, codes, guest=guest, protocol="fast", overrides=settings
+        structure,
+        foundation,
+        codes,
+        guest=guest,
+        protocol="fast",
+        overrides=settings,
+        replay_set=small_mof_foundation_replay(),
     )
 
 
@@ -110,7 +114,7 @@ def _codes(profile: str) -> dict:
     from aiida_mofmlp.common.codes import code_label
 
     codes = {}
-    for kind in ("cp2k", "raspa", "train", "md", "deviation"):
+    for kind in ("cp2k", "xtb", "raspa", "train", "md", "deviation"):
         try:
             codes[kind] = orm.load_code(code_label(kind))
         except NotExistent as exc:
