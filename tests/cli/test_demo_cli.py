@@ -26,7 +26,8 @@ def test_demo_settings_are_valid_loop_parameters():
     params = resolve_parameters(overrides["parameters"])
     assert params["loadings"] == [1]
     assert params["trust"]["lo"] < params["trust"]["hi"]
-    assert overrides["mace"]["train"]["train"]["parameters"]["E0s"] == "average"
+    assert overrides["mace"]["train"]["train"]["parameters"]["mode"] == "multihead"
+    assert params["labelling"]["engine"] == "xtb"
 
 
 def test_demo_overrides_files_and_extra_settings():
@@ -45,13 +46,14 @@ def test_demo_framework_is_in_raspas_library():
 
 
 @pytest.mark.parametrize("name", ["demo", "tiny"])
-def test_demo_builders_are_unchanged(name, mofmlp_codes, serialize_builder, data_regression, tmp_path):
-    """The builders from overrides/demo.yaml and tiny.yaml equal those of the former Python settings.
+def test_demo_builders(name, mofmlp_codes, serialize_builder, data_regression, tmp_path):
+    """The builders from overrides/demo.yaml and tiny.yaml: the shipped foundation, its replay set, the labeller.
 
-    The reference files were computed with the settings dicts (``DEMO_SETTINGS``, ``TINY_AL_SETTINGS``)
-    before they became overrides files, with ``parameters`` resolved over the loop's defaults (the builder
-    now writes every loop setting out). Two entries came in with LabellingWorkChain's protocol builder:
-    ``labelling.guest_box`` (its port default, 12.0) and the ``mofmlp.cp2k`` parser.
+    The references hold every input the loop gets (``parameters`` resolved over the loop's defaults); they
+    change only when the demo's or the tests' settings change on purpose.
     """
     builder = demo_builder(mofmlp_codes, tmp_path, name)
-    data_regression.check(serialize_builder(builder), basename=f"{name}_builder")
+    data = serialize_builder(builder)
+    assert builder.foundation_model.base.attributes.get("source") == "aiida-mofmlp small MOF foundation"
+    assert len(builder.training.train.train.replay_set) > 0  # the shipped replay sample: multihead for real
+    data_regression.check(data, basename=f"{name}_builder")

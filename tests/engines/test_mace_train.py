@@ -161,3 +161,20 @@ def test_diverged_training_exit_status(toy_data, tmp_path, monkeypatch):
     assert main(["input.json"]) == 3
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "diverged"
+
+
+def test_replay_draw_is_seeded_and_bounded(tmp_path):
+    """mace ignores --num_samples_pt for a replay file of our own: the engine draws the frames itself."""
+    from aiida_mofmlp.common.frames import read_frames, write_frames
+    from aiida_mofmlp.engines.mace.train import draw_replay
+
+    frames = toy_frames(9, seed=3)
+    for index, atoms in enumerate(frames):
+        atoms.info["parent_index"] = index
+    write_frames(frames, tmp_path / "replay.extxyz")
+    assert draw_replay(tmp_path / "replay.extxyz", 20, 0, tmp_path) == tmp_path / "replay.extxyz"
+    first = read_frames(draw_replay(tmp_path / "replay.extxyz", 4, 0, tmp_path))
+    picked = [atoms.info["parent_index"] for atoms in first]
+    assert len(picked) == 4 and len(set(picked)) == 4 and picked == sorted(picked)
+    again = read_frames(draw_replay(tmp_path / "replay.extxyz", 4, 0, tmp_path))
+    assert [atoms.info["parent_index"] for atoms in again] == picked

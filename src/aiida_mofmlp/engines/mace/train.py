@@ -340,6 +340,21 @@ def curves_from_rows(rows: list[dict[str, Any]], head: str) -> dict[str, np.ndar
     return curves
 
 
+def draw_replay(replay: Path, n_samples: int, seed: int, out_dir: Path) -> Path:
+    """``replay`` itself, or a seeded random draw of ``n_samples`` of its frames written into ``out_dir``.
+
+    mace_run_train applies its own ``--num_samples_pt`` only to the Materials Project replay data, so a
+    replay file of our own is cut to ``num_samples_replay`` here: an epoch's cost grows with the replay size.
+    """
+    frames = read_frames(replay)
+    if len(frames) <= n_samples:
+        return replay
+    picked = np.sort(np.random.default_rng(seed).choice(len(frames), size=n_samples, replace=False))
+    target = out_dir / "replay_draw.extxyz"
+    write_frames([frames[i] for i in picked], target)
+    return target
+
+
 def train(config: Mapping[str, Any], work_dir: str | Path = ".") -> dict[str, Any]:
     """Run a fine-tuning as described by ``config`` in ``work_dir``; return (and write) the results."""
     work_dir = Path(work_dir).resolve()
@@ -352,6 +367,8 @@ def train(config: Mapping[str, Any], work_dir: str | Path = ".") -> dict[str, An
     mace_dir = work_dir / "mace"
     mace_dir.mkdir(parents=True, exist_ok=True)
     replay = work_dir / full["replay_file"] if full["replay_file"] else None
+    if replay is not None:
+        replay = draw_replay(replay, int(full["num_samples_replay"]), int(full["seed"]), mace_dir)
     foundation_path = work_dir / full["foundation_model"]
     if foundation_path.is_file():
         foundation = str(foundation_path)
