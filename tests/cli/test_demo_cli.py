@@ -47,7 +47,7 @@ def test_demo_framework_is_in_raspas_library():
 
 @pytest.mark.parametrize("name", ["demo", "tiny"])
 def test_demo_builders(name, mofmlp_codes, serialize_builder, data_regression, tmp_path):
-    """The builders from overrides/demo.yaml and tiny.yaml: the shipped foundation, its replay set, the labeller.
+    """The builders of overrides/demo.yaml and tiny.yaml: shipped foundation, its replay set, the labeller.
 
     The references hold every input the loop gets (``parameters`` resolved over the loop's defaults); they
     change only when the demo's or the tests' settings change on purpose.
