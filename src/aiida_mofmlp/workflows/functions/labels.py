@@ -109,19 +109,24 @@ def merge_structure_sets(**sets: StructureSetData) -> StructureSetData:
     return StructureSetData.from_frames(frames())
 
 
+def boxed_guest(atoms, size: float, name: str):
+    """``atoms`` (a guest molecule) centred in a periodic cubic box of edge ``size`` Angstrom.
+
+    Raises ValueError when the box leaves less than 6 Angstrom between the molecule and its images.
+    """
+    extent = np.ptp(atoms.positions, axis=0).max() if len(atoms) > 1 else 0.0
+    if size < extent + 6.0:
+        raise ValueError(f"guest box edge {size} Angstrom is too small for {name}: use >= {extent + 6.0:.1f}")
+    atoms.set_cell([size, size, size])
+    atoms.pbc = True
+    atoms.center()
+    return atoms
+
+
 @calcfunction
 def guest_in_box(guest: orm.Data, box: orm.Float) -> orm.StructureData:
     """The guest molecule alone, centred in a cubic periodic box of edge ``box`` Angstrom."""
-    atoms = guest.get_ase()
-    size = float(box.value)
-    extent = np.ptp(atoms.positions, axis=0).max() if len(atoms) > 1 else 0.0
-    if size < extent + 6.0:
-        raise ValueError(
-            f"guest box edge {size} Angstrom is too small for {guest.name}: use >= {extent + 6.0:.1f}"
-        )
-    atoms.set_cell([size, size, size])
-    atoms.center()
-    return _structure_from_frame(atoms)
+    return _structure_from_frame(boxed_guest(guest.get_ase(), float(box.value), guest.name))
 
 
 @calcfunction

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.data.structure_set import StructureSetData
+from aiida_mofmlp.workflows.functions.labels import boxed_guest
 
 
 def batch_key(index: int) -> str:
@@ -43,18 +43,9 @@ def merge_labelled_batches(**batches) -> StructureSetData:
 @calcfunction
 def guests_in_boxes(box: orm.Float, **guests: orm.Data) -> StructureSetData:
     """Each guest alone, centred in a cubic periodic box of edge ``box`` Angstrom (info ``guest``)."""
-    size = float(box.value)
     frames = []
     for name, guest in sorted(guests.items()):
-        atoms = guest.get_ase()
-        extent = np.ptp(atoms.positions, axis=0).max() if len(atoms) > 1 else 0.0
-        if size < extent + 6.0:
-            raise ValueError(
-                f"guest box edge {size} Angstrom is too small for {name}: use >= {extent + 6.0:.1f}"
-            )
-        atoms.set_cell([size, size, size])
-        atoms.pbc = True
-        atoms.center()
+        atoms = boxed_guest(guest.get_ase(), float(box.value), name)
         atoms.info["guest"] = name
         frames.append(atoms)
     return StructureSetData.from_frames(frames)
