@@ -6,7 +6,7 @@ Run it in a profile that has the plugin's codes (`aiida-mofmlp setup` makes them
 
 It is what `aiida-mofmlp demo` runs (3 iterations, 6-8 minutes on 2 cores), written out so each choice is
 visible.
-Everything is deliberately tiny; examples/active_learning_seed000.py shows the production settings.
+Everything is deliberately tiny; examples/active_learning_mil120.py shows the production settings.
 
 The loop, in a chemist's terms:
   0. initial sampling  RASPA puts CO2 into the rigid framework at sensible sites (canonical Monte Carlo,

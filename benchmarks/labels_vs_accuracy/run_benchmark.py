@@ -129,7 +129,7 @@ def sigma_window(sigma: np.ndarray, batch: int) -> tuple[list[float], str]:
     """The MIL-120 paper's window if it holds >= 2 x batch frames, else the quantile fallback."""
     lo, hi = SEED_000_WINDOW
     if int(((sigma >= lo) & (sigma <= hi)).sum()) >= 2 * batch:
-        return [lo, hi], "seed000"
+        return [lo, hi], "mil120"
     q_lo, q_hi = np.quantile(sigma, FALLBACK_QUANTILES)
     return [float(q_lo), float(q_hi)], "quantile"
 
@@ -224,7 +224,7 @@ def run_strategy(task: dict) -> list[dict]:
             record.update(
                 sigma_rest_median=float(np.median(sigma)),
                 sigma_rest_p95=float(np.quantile(sigma, 0.95)),
-                n_in_seed000_window=int(((sigma >= 0.06) & (sigma <= 0.24)).sum()),
+                n_in_mil120_window=int(((sigma >= 0.06) & (sigma <= 0.24)).sum()),
             )
         chosen, info = pick(strategy, pool, labelled, args["batch"], rng, sigma, args["dedup"], seed)
         record.update(info)

@@ -258,7 +258,7 @@ def run_demo(
     echo(
         f"Inspect: `verdi process report {node.pk}`, `verdi node show {node.pk}`, `aiida-mofmlp runs`. "
         "The same loop as a script: examples/active_learning_demo.py; production settings: "
-        "examples/active_learning_seed000.py."
+        "examples/active_learning_mil120.py."
     )
     if not node.is_finished:
         raise DemoError(

@@ -2,7 +2,7 @@
 
 The loop of Jin et al., Chem. Sci. 2026, DOI 10.1039/D5SC09058J (docs/source/workflows.md).
 
-    verdi -p <profile> run examples/active_learning_seed000.py framework.cif /path/to/mace-mp-0b3-medium.model
+    verdi -p <profile> run examples/active_learning_mil120.py framework.cif /path/to/mace-mp-0b3-medium.model
 
 Before: `verdi computer setup` for the cluster and `verdi code create core.code.installed` for CP2K
 (default plugin `cp2k`), RASPA's `simulate` (`raspa`) and this package's engines, installed on the cluster
