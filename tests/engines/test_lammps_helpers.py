@@ -114,6 +114,8 @@ def test_scale_timestep_keeps_simulated_time_and_validates():
     assert scaled["dump_interval"] == 2 * parameters["dump_interval"]
     assert scaled["safety"]["check_interval"] == 2 * parameters["safety"]["check_interval"]
     load_settings(scaled)
+    hot = scale_timestep({"segments": [{"steps": 40, "temperature": 1500, "timestep_fs": 0.25}]}, 0.5)
+    assert hot["segments"][0]["steps"] * hot["segments"][0]["timestep_fs"] == pytest.approx(40 * 0.25)
     gcmc = scale_timestep({"gcmc": {"production_steps": 50, "attempt_interval": 5}}, 0.5)["gcmc"]
     assert gcmc == {"production_steps": 100, "attempt_interval": 5}  # still one attempt every 5 MD steps
 

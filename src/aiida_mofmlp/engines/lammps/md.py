@@ -10,8 +10,12 @@ Run as ``mofmlp-md input.yaml`` in a working directory. The input (YAML or JSON)
 * ``ensemble``: ``nvt`` (Nose-Hoover), ``npt`` (Nose-Hoover + Parrinello-Rahman style barostat,
   ``barostat`` ``tri``/``aniso``/``iso``, ``pressure_bar``) or ``nve``; ``timestep_fs`` (0.5);
 * a temperature program: ``segments`` = list of ``{steps, temperature}`` where temperature is a number
-  (hold) or ``[start, stop]`` (ramp or quench), or simply ``steps`` + ``temperature``;
+  (hold) or ``[start, stop]`` (ramp or quench), or simply ``steps`` + ``temperature``; a segment may set
+  its own ``timestep_fs`` (e.g. a smaller one above a temperature; frame ``time_fs`` then sums the steps);
 * ``dump_interval``, ``thermo_interval``, ``seed``;
+* ``write_images`` (per-atom ``image``: LAMMPS image flags, so ``position + image @ cell`` is the unwrapped
+  position, for diffusion) and ``write_velocities`` (per-atom ``velocity`` in Angstrom/ps, for the
+  vibrational density of states), both off by default;
 * ``safety``: ``check_interval``, ``min_distance`` (A), ``max_temperature`` (K);
 * ``uncertainty`` (optional): ``models`` (extra ensemble members), ``interval``, ``upper`` (eV/A),
   ``consecutive`` (M checks in a row above ``upper`` stop the run), ``include_driver``;
@@ -107,6 +111,8 @@ DEFAULTS: dict[str, Any] = {
     "safety": {},
     "uncertainty": None,
     "gcmc": None,
+    "write_images": False,
+    "write_velocities": False,
 }
 SAFETY_DEFAULTS: dict[str, Any] = {"check_interval": 10, "min_distance": 0.5, "max_temperature": None}
 UNCERTAINTY_DEFAULTS: dict[str, Any] = {
@@ -120,7 +126,8 @@ UNCERTAINTY_DEFAULTS: dict[str, Any] = {
 #: Peng-Robinson), ``pressures_bar`` run in order in one trajectory, ``equilibration_steps`` and
 #: ``production_steps`` per pressure, one insertion/deletion attempt every ``attempt_interval`` MD steps,
 #: ``fugacity`` = ``pressure`` (ideal gas) or ``peng_robinson``, ``initial_loading`` guests inserted at
-#: random before the first pressure, ``n_blocks`` for the block-averaged loading.
+#: random before the first pressure, ``n_blocks`` for the block-averaged loading; ``mc_moves``
+#: ``{translation, rotation}`` fractions of all trials (flexible guests, see gcmc.mc_move_arguments).
 GCMC_DEFAULTS: dict[str, Any] = {
     "guest": "guest.json",
     "pressures_bar": [1.0],
@@ -135,10 +142,31 @@ GCMC_DEFAULTS: dict[str, Any] = {
     "max_guests": None,
     "tfac_insert": 1.0,
     "intra_energy": None,
+    "mc_moves": None,
 }
 ENSEMBLES = ("nvt", "npt", "nve")
 COUPLINGS = ("callback", "mliap", "mace")
 BAROSTATS = ("tri", "aniso", "iso")
+
+
+#: per-atom arrays written with ``write_images`` / ``write_velocities``
+IMAGE_KEY = "image"
+VELOCITY_KEY = "velocity"
+#: LAMMPS packs three image counts into one integer (default ``smallbig`` build: 10 bits each)
+_IMAGE_BITS, _IMAGE_MAX = 10, 512
+
+
+def unpack_image_flags(packed: np.ndarray) -> np.ndarray:
+    """LAMMPS packed image flags -> (n, 3) integer box crossings along a, b, c."""
+    mask = (1 << _IMAGE_BITS) - 1
+    return np.stack(
+        [
+            (packed & mask) - _IMAGE_MAX,
+            ((packed >> _IMAGE_BITS) & mask) - _IMAGE_MAX,
+            (packed >> (2 * _IMAGE_BITS)) - _IMAGE_MAX,
+        ],
+        axis=1,
+    ).astype(int)
 
 
 class SafetyStop(Exception):
@@ -203,6 +231,12 @@ def load_settings(source: str | Path | dict) -> dict:
         gcmc["pressures_bar"] = pressures
         if int(gcmc["attempt_interval"]) < 1:
             raise InputError(f"gcmc.attempt_interval must be >= 1, got {gcmc['attempt_interval']!r}")
+        from aiida_mofmlp.engines.lammps.gcmc import mc_move_arguments
+
+        try:
+            mc_move_arguments(gcmc["mc_moves"], int(gcmc["exchanges_per_attempt"]))
+        except ValueError as error:
+            raise InputError(str(error)) from error
         temperature = settings["temperature"]
         if settings["segments"] is not None or isinstance(temperature, (list, tuple)):
             raise InputError("gcmc runs at one temperature: give 'temperature' as a number and no 'segments'")
@@ -230,9 +264,11 @@ def normalise_segments(segments: list | None, steps: int, temperature: Any) -> l
             raise InputError(
                 f"segment {index} must be a mapping with 'steps' and 'temperature', got {segment!r}"
             )
-        unknown = sorted(set(segment) - {"steps", "temperature", "label"})
+        unknown = sorted(set(segment) - {"steps", "temperature", "label", "timestep_fs"})
         if unknown:
-            raise InputError(f"segment {index} has unknown keys {unknown}; valid: steps, temperature, label")
+            raise InputError(
+                f"segment {index} has unknown keys {unknown}; valid: steps, temperature, label, timestep_fs"
+            )
         values = segment["temperature"]
         values = [values, values] if np.isscalar(values) else list(values)
         if len(values) != 2 or min(float(v) for v in values) <= 0:
@@ -246,6 +282,11 @@ def normalise_segments(segments: list | None, steps: int, temperature: Any) -> l
         normalised.append(
             {"steps": n_steps, "temperature": [float(v) for v in values], "label": segment.get("label")}
         )
+        if segment.get("timestep_fs") is not None:
+            timestep = float(segment["timestep_fs"])
+            if not timestep > 0:
+                raise InputError(f"segment {index} timestep_fs must be > 0, got {segment['timestep_fs']!r}")
+            normalised[-1]["timestep_fs"] = timestep
     return normalised
 
 
@@ -445,11 +486,18 @@ class MdRun:
                 f"group framework id 1:{self.n_framework}",
                 "group guests molecule > 0",
                 "compute_modify thermo_temp dynamic/dof yes",
-                f"fix integ framework nvt temp {temperature} {temperature} {damping}",
-                f"fix rigid_guests guests rigid/nvt/small molecule temp {temperature} {temperature} "
-                f"{damping} mol guest",
             ]
         )
+        if gcmc["mc_moves"]:  # LAMMPS has no MC moves of rigid molecules: flexible guests, one thermostat
+            lmp.command(f"fix integ all nvt temp {temperature} {temperature} {damping}")
+        else:
+            lmp.commands_list(
+                [
+                    f"fix integ framework nvt temp {temperature} {temperature} {damping}",
+                    f"fix rigid_guests guests rigid/nvt/small molecule temp {temperature} {temperature} "
+                    f"{damping} mol guest",
+                ]
+            )
         n_seed = int(gcmc["initial_loading"])
         if n_seed > 0:
             lmp.command(
@@ -485,12 +533,16 @@ class MdRun:
             if getattr(self, "_gcmc_fix", False):
                 lmp.command("unfix gc")
             max_guests = f" max {int(gcmc['max_guests'])}" if gcmc["max_guests"] is not None else ""
+            from aiida_mofmlp.engines.lammps.gcmc import mc_move_arguments
+
+            n_moves, moves = mc_move_arguments(gcmc["mc_moves"], int(gcmc["exchanges_per_attempt"]))
+            rigid = "" if n_moves else " rigid rigid_guests"
             lmp.command(
                 f"fix gc guests gcmc {int(gcmc['attempt_interval'])} "
-                f"{int(gcmc['exchanges_per_attempt'])} 0 0 "
+                f"{int(gcmc['exchanges_per_attempt'])} {n_moves} 0 "
                 f"{int(settings['seed']) + 3 + len(self.gcmc_results)} {t0} 0.0 0.5 "
                 f"mol guest pressure {pressure} "
-                f"fugacity_coeff {phi} full_energy intra_energy {self.intra_energy} rigid rigid_guests "
+                f"fugacity_coeff {phi} full_energy intra_energy {self.intra_energy}{rigid}{moves} "
                 f"tfac_insert {float(gcmc['tfac_insert'])} "
                 f"overlap_cutoff {float(gcmc['overlap_cutoff'])}{max_guests}"
             )
@@ -532,6 +584,12 @@ class MdRun:
         rank = {mol: k + 1 for k, mol in enumerate(unique)}
         atoms.arrays[GUEST_ID_KEY] = np.array([rank.get(int(m), 0) for m in molecule], dtype=int)
         atoms.arrays["lammps_id"] = ids[order]
+        if self.settings.get("write_images"):
+            atoms.arrays[IMAGE_KEY] = unpack_image_flags(
+                np.array(lmp.numpy.extract_atom("image")[:nlocal], dtype=np.int64)[order]
+            )
+        if self.settings.get("write_velocities"):
+            atoms.arrays[VELOCITY_KEY] = np.array(lmp.numpy.extract_atom("v")[:nlocal])[order]
         return atoms
 
     def _model_results(self, atoms: Atoms, step: int) -> tuple[float, np.ndarray]:
@@ -590,7 +648,10 @@ class MdRun:
         ):
             frame.info[STRESS_KEY] = np.asarray(self.callback.stress)
         frame.info["step"] = step
-        frame.info["time_fs"] = step * float(self.settings["timestep_fs"])
+        if getattr(self, "variable_timestep", False):
+            frame.info["time_fs"] = self.elapsed_fs
+        else:
+            frame.info["time_fs"] = step * float(self.settings["timestep_fs"])
         frame.info["source"] = "md"
         frame.info["loading"] = len(set(frame.arrays[GUEST_ID_KEY].tolist()) - {0})
         if row is not None:
@@ -708,7 +769,12 @@ class MdRun:
         lmp.command("run 0")  # forces, energy and thermo of the first configuration
         self._record_frame(atoms, 0, self._record_thermo(math.nan), math.nan)
         self._check(atoms, None)
+        self.elapsed_fs = 0.0
+        self.variable_timestep = any("timestep_fs" in s for s in settings["segments"])
         for index, segment in enumerate(settings["segments"]):
+            timestep_fs = float(segment.get("timestep_fs", settings["timestep_fs"]))
+            if self.variable_timestep:
+                lmp.command(f"timestep {timestep_fs * 1.0e-3}")
             self._set_integrator(segment)
             set_pressure = float(segment.get("pressure_bar", math.nan))
             segment_start = self.step
@@ -722,6 +788,7 @@ class MdRun:
                 )
                 first = False
                 self.step += n
+                self.elapsed_fs += n * timestep_fs
                 atoms = self.current_atoms()
                 row = None
                 if self.step % int(settings["thermo_interval"]) == 0 or self.step == segment_stop:
@@ -760,6 +827,10 @@ class MdRun:
                 "insertion_successes": counters[3] if counters else None,
                 "deletion_attempts": counters[4] if counters else None,
                 "deletion_successes": counters[5] if counters else None,
+                "translation_attempts": counters[0] if counters else None,
+                "translation_successes": counters[1] if counters else None,
+                "rotation_attempts": counters[6] if counters else None,
+                "rotation_successes": counters[7] if counters else None,
             }
         )
 
@@ -794,6 +865,7 @@ class MdRun:
                 "temperature": "K",
                 "pressure": "bar",
                 "time": "ps",
+                "velocity": "Angstrom/ps",
             },
         }
         if self.settings["gcmc"] is not None:

@@ -31,7 +31,13 @@ def scale_timestep(parameters: dict, factor: float) -> dict:
     for key in ("steps", "dump_interval", "thermo_interval"):
         new[key] = steps(parameters.get(key, DEFAULTS[key]))
     if new.get("segments"):
-        new["segments"] = [{**segment, "steps": steps(segment["steps"])} for segment in new["segments"]]
+        segments = []
+        for segment in new["segments"]:
+            segment = {**segment, "steps": steps(segment["steps"])}
+            if "timestep_fs" in segment:  # a segment's own time step (e.g. the hot part of a melt-quench)
+                segment["timestep_fs"] = float(segment["timestep_fs"]) * factor
+            segments.append(segment)
+        new["segments"] = segments
     safety = dict(new.get("safety") or {})
     safety["check_interval"] = steps(safety.get("check_interval", 10))
     new["safety"] = safety

@@ -1,0 +1,264 @@
+"""DiffusionWorkChain: guest self-diffusion, guest RDFs and the Arrhenius activation energy.
+
+NVT MD (LAMMPS + MACE model 0 of the ensemble) per temperature at the loading of the input structure;
+guest centres of mass from unwrapped coordinates (image flags); the Einstein MSD with D and its error on
+the automatically found linear regime; metal-guest and framework-guest RDFs with their first peaks; an
+Arrhenius fit of D(T) giving Ea with its error. The recipe follows Liu et al. (H2 in Al-soc-MOF: MSD,
+Ea 4.3 kJ/mol, metal-H2 first peak 2.73 A). The ensemble's trust on the trajectories comes from
+:mod:`aiida_mofmlp.workflows.properties.trust`.
+
+:class:`MdPropertyWorkChain` is the common base of the dynamics property work chains (structure, models,
+the exposed MD inputs, the trust, one MD run per condition).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain
+
+from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.data.mace_model import MaceModelData
+from aiida_mofmlp.data.structure_set import StructureSetData
+from aiida_mofmlp.engines.lammps.md import load_settings
+from aiida_mofmlp.workflows.functions.dynamics import (
+    analyse_diffusion,
+    fit_arrhenius,
+    temperature_key,
+    validate_temperatures,
+)
+from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
+from aiida_mofmlp.workflows.properties.trust import PropertyTrustMixin, define_trust_spec, fill_trust_inputs
+from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
+
+#: inputs of LammpsMdBaseWorkChain set by the property work chains, not by the user
+MD_EXCLUDED = ("md.structure", "md.model")
+
+
+def validate_models(models: Mapping, _ctx=None) -> str | None:
+    """``models`` must hold ``model_0`` (it drives the dynamics)."""
+    if "model_0" not in (models or {}):
+        return f"models: need `model_0` (the model that drives the MD), got {sorted(models)}"
+    return None
+
+
+class MdPropertyWorkChain(ProtocolMixin, PropertyTrustMixin, WorkChain):
+    """Base of the dynamics property work chains: inputs, MD per condition, trust. Not a public entry."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            "structure",
+            valid_type=(orm.StructureData, StructureSetData),
+            help="Starting configuration (frame 0 of a set keeps the per-atom guest_id of guests).",
+        )
+        spec.input_namespace(
+            "models",
+            valid_type=MaceModelData,
+            dynamic=True,
+            validator=validate_models,
+            help="The ensemble: model_0 drives the MD; all of them give the trust.",
+        )
+        spec.expose_inputs(LammpsMdBaseWorkChain, namespace="md", exclude=MD_EXCLUDED)
+        define_trust_spec(spec)
+        spec.exit_code(401, "ERROR_MD_FAILED", message="The MD run {label} failed: {detail}")
+        spec.exit_code(402, "ERROR_ANALYSIS_FAILED", message="The analysis of {label} failed: {detail}")
+
+    # ---------------------------------------------------------------- helpers
+    def md_parameters(self) -> dict:
+        """The exposed MD parameters (the engine's settings) as a dict."""
+        inputs = self.exposed_inputs(LammpsMdBaseWorkChain, namespace="md")
+        return inputs["md"]["parameters"].get_dict() if "parameters" in inputs["md"] else {}
+
+    def submit_md(self, key: str, parameters: dict):
+        """Submit one LammpsMdBaseWorkChain on the input structure with model_0 and ``parameters``."""
+        inputs = self.exposed_inputs(LammpsMdBaseWorkChain, namespace="md")
+        inputs["md"] = {
+            **inputs["md"],
+            "structure": self.inputs.structure,
+            "model": self.inputs.models["model_0"],
+            "parameters": orm.Dict(parameters),
+        }
+        inputs["metadata"] = {"call_link_label": f"md_{key}"}
+        return self.submit(LammpsMdBaseWorkChain, **inputs)
+
+    def finished_trajectories(self, keys: Sequence[str]):
+        """``{key: trajectory}`` of the MD runs in the context, or the exit code of the first failed one."""
+        trajectories = {}
+        for key in keys:
+            child = self.ctx[f"md_{key}"]
+            if not child.is_finished_ok or "trajectory" not in child.outputs:
+                return self.exit_codes.ERROR_MD_FAILED.format(
+                    label=key,
+                    detail=f"{child.process_label}<{child.pk}> exit {child.exit_status}: "
+                    f"{child.exit_message}",
+                )
+            status = child.outputs.results.get("status")
+            if status != "completed":
+                return self.exit_codes.ERROR_MD_FAILED.format(
+                    label=key, detail=f"{child.process_label}<{child.pk}> stopped early ({status})"
+                )
+            trajectories[key] = child.outputs.trajectory
+        return trajectories
+
+    @classmethod
+    def md_builder_inputs(cls, builder, code, protocol, md_overrides: Mapping, options: dict | None) -> None:
+        """Fill ``builder.md`` from LammpsMdBaseWorkChain's protocol with ``md_overrides`` merged in."""
+        md = deep_merge(LammpsMdBaseWorkChain.get_protocol_inputs(protocol), dict(md_overrides or {}))
+        parameters = md["md"]["parameters"]
+        load_settings(parameters)
+        builder.md.md.code = code
+        builder.md.md.parameters = orm.Dict(parameters)
+        builder.md.md.metadata.options = deep_merge(md["md"]["metadata"]["options"], options)
+        builder.md.timestep_factor = orm.Float(md["timestep_factor"])
+        builder.md.min_timestep_fs = orm.Float(md["min_timestep_fs"])
+
+    @staticmethod
+    def models_dict(models) -> dict:
+        """``models`` (a list or a dict of MaceModelData) as ``{"model_<i>": node}``."""
+        if isinstance(models, Mapping):
+            return dict(models)
+        return {f"model_{k}": model for k, model in enumerate(models)}
+
+
+def validate_diffusion_inputs(inputs, _ctx=None) -> str | None:
+    """A guest-free structure cannot give guest diffusion."""
+    structure = inputs.get("structure")
+    if structure is None:
+        return None
+    if isinstance(structure, orm.StructureData):
+        return (
+            "structure: a StructureData carries no guest molecules; give a StructureSetData whose frame 0 "
+            "has the per-atom `guest_id` (> 0 for guest atoms), e.g. an MD-GCMC snapshot"
+        )
+    frame = structure.get_frame(0)
+    ids = frame.arrays.get("guest_id")
+    if ids is None or not (ids > 0).any():
+        return (
+            f"structure: StructureSetData<{structure.pk}> frame 0 has no guest molecules (guest_id > 0); "
+            "diffusion needs guests: load the framework first (e.g. an MD-GCMC snapshot)"
+        )
+    return None
+
+
+class DiffusionWorkChain(MdPropertyWorkChain):
+    """Guest self-diffusion D(T) with errors, guest RDFs and the Arrhenius Ea from NVT MD."""
+
+    _protocol_file = "diffusion.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            "temperatures",
+            valid_type=orm.List,
+            validator=validate_temperatures,
+            help="NVT temperatures in K; two or more give the Arrhenius fit.",
+        )
+        spec.input(
+            "analysis",
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict({}),
+            help="equilibration_ps, tolerance and max_fraction of the linear-regime search, rdf_r_max "
+            "(Angstrom), rdf_bins, metals (element list; default: the framework's metals).",
+        )
+        spec.inputs.validator = validate_diffusion_inputs
+        spec.outline(cls.run_md, cls.analyse, cls.run_trust_step, cls.inspect_trust)
+        spec.output_namespace(
+            "diffusion",
+            valid_type=orm.Dict,
+            dynamic=True,
+            help="Per temperature: D (Angstrom^2/ps) with error, fit window, RDF peaks.",
+        )
+        spec.output_namespace(
+            "curves",
+            valid_type=orm.ArrayData,
+            dynamic=True,
+            help="Per temperature: MSD (Angstrom^2) vs lag (ps) and guest RDFs.",
+        )
+        spec.output(
+            "arrhenius",
+            valid_type=orm.Dict,
+            required=False,
+            help="Ea (eV, kJ/mol) with error and the prefactor from D(T).",
+        )
+
+    def run_md(self):
+        parameters = {**self.md_parameters(), "ensemble": "nvt", "write_images": True}
+        self.ctx.run_keys = []
+        running = {}
+        for temperature in self.inputs.temperatures.get_list():
+            key = temperature_key(temperature)
+            self.ctx.run_keys.append(key)
+            running[f"md_{key}"] = self.submit_md(key, {**parameters, "temperature": float(temperature)})
+        self.report(f"NVT MD at {len(running)} temperatures")
+        return ToContext(**running)
+
+    def analyse(self):
+        trajectories = self.finished_trajectories(self.ctx.run_keys)
+        if not isinstance(trajectories, dict):
+            return trajectories
+        self.ctx.trajectories = trajectories
+        analysis = self.inputs.analysis.get_dict()
+        results = {}
+        for key, temperature in zip(self.ctx.run_keys, self.inputs.temperatures.get_list(), strict=True):
+            try:
+                outputs = analyse_diffusion(
+                    trajectories[key],
+                    orm.Dict({**analysis, "temperature": float(temperature)}),
+                    metadata={"call_link_label": f"analyse_{key}"},
+                )
+            except ValueError as error:
+                return self.exit_codes.ERROR_ANALYSIS_FAILED.format(label=key, detail=str(error))
+            self.out(f"diffusion.{key}", outputs["result"])
+            self.out(f"curves.{key}", outputs["curves"])
+            results[key] = outputs["result"]
+            result = outputs["result"]
+            self.report(
+                f"{key}: D = {result['D']:.4g} +- {result['D_error']:.2g} A^2/ps "
+                f"(fit {result['fit_start_ps']:.3g}-{result['fit_stop_ps']:.3g} ps)"
+            )
+        positive = {k: r for k, r in results.items() if r["D"] > 0}
+        if len(positive) >= 2:
+            fit = fit_arrhenius(**positive, metadata={"call_link_label": "arrhenius"})
+            self.out("arrhenius", fit)
+            self.report(
+                f"Arrhenius: Ea = {fit['Ea_kJ_per_mol']:.3g} +- {fit['Ea_error_kJ_per_mol']:.2g} kJ/mol"
+            )
+        elif len(results) >= 2:
+            self.report("Arrhenius fit skipped: fewer than two temperatures with D > 0")
+        return None
+
+    def run_trust_step(self):
+        return self.run_trust(self.ctx.trajectories)
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        structure: StructureSetData,
+        models: Sequence[MaceModelData] | Mapping[str, MaceModelData],
+        protocol: str | None = None,
+        overrides: Mapping | str | os.PathLike | None = None,
+        options: dict | None = None,
+        deviation_code: orm.AbstractCode | None = None,
+    ):
+        """A builder for guest diffusion in ``structure`` (guests marked by guest_id) with ``models``.
+
+        ``overrides`` is shaped like the inputs, e.g. ``{"temperatures": [77, 150], "md": {"md":
+        {"parameters": {"steps": 4000}}}, "analysis": {"equilibration_ps": 1.0}}``; ``md`` is merged over
+        LammpsMdBaseWorkChain's protocol of the same name. ``deviation_code`` (mofmlp-deviation) enables
+        the trust.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        builder = cls.get_builder()
+        builder.structure = structure
+        builder.models = cls.models_dict(models)
+        builder.temperatures = orm.List(list(inputs["temperatures"]))
+        builder.analysis = orm.Dict(inputs.get("analysis", {}))
+        cls.md_builder_inputs(builder, code, protocol, inputs.get("md", {}), options)
+        fill_trust_inputs(builder, deviation_code, protocol, options, inputs.get("trust_levels"))
+        return builder
