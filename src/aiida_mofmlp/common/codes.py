@@ -18,6 +18,8 @@ CODES = {
     "md": ("mofmlp-md", "mofmlp-md", "mofmlp.lammps_md"),
     "select": ("mofmlp-select", "mofmlp-select", "mofmlp.select"),
     "xtb": ("mofmlp-xtb", "mofmlp-xtb", "mofmlp.xtb"),
+    "phonons": ("mofmlp-phonons", "mofmlp-phonons", "mofmlp.phonons"),
+    "widom": ("mofmlp-widom", "mofmlp-widom", "mofmlp.widom"),
 }
 
 

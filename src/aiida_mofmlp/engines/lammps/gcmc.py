@@ -119,3 +119,35 @@ def block_average(samples: np.ndarray, n_blocks: int) -> tuple[float, float]:
 def molecules_to_mol_per_kg(molecules_per_cell: float, framework_mass: float) -> float:
     """Loading in mol/kg of framework from molecules per cell and the framework mass per cell (g/mol)."""
     return 1000.0 * molecules_per_cell / framework_mass
+
+
+#: keys of ``gcmc.mc_moves``: fractions of all Monte Carlo trials (insertions and deletions take the rest)
+MC_MOVE_KEYS = ("translation", "rotation")
+
+
+def mc_move_arguments(mc_moves: dict | None, exchanges_per_attempt: int) -> tuple[int, str]:
+    """Number of MC moves per fix gcmc call and the ``mcmoves`` keyword for translation/rotation fractions.
+
+    ``mc_moves`` gives the fractions of all trials that are molecule translations and rotations (e.g. 0.2 and
+    0.2 with 0.3 insertions + 0.3 deletions, the H2 MLP-GCMC setting of Liu et al. for Al-soc-MOF); the
+    ``exchanges_per_attempt`` insertions/deletions take the remaining fraction. LAMMPS refuses MC moves of
+    rigid molecules, so guests with MC moves are flexible. Returns ``(0, "")`` without moves.
+    Raises ValueError for unknown keys, negative fractions or fractions that leave no exchanges.
+    """
+    if not mc_moves:
+        return 0, ""
+    unknown = sorted(set(mc_moves) - set(MC_MOVE_KEYS))
+    if unknown:
+        raise ValueError(f"gcmc.mc_moves: unknown keys {unknown}; valid: {list(MC_MOVE_KEYS)}")
+    translation = float(mc_moves.get("translation", 0.0))
+    rotation = float(mc_moves.get("rotation", 0.0))
+    if translation < 0 or rotation < 0 or translation + rotation >= 1.0:
+        raise ValueError(
+            "gcmc.mc_moves: translation and rotation must be >= 0 with a sum below 1 (the rest are "
+            f"insertions/deletions), got translation={translation}, rotation={rotation}"
+        )
+    moves = translation + rotation
+    if moves == 0:
+        return 0, ""
+    n_moves = max(1, round(int(exchanges_per_attempt) * moves / (1.0 - moves)))
+    return n_moves, f" mcmoves 0 {translation / moves:.6f} {rotation / moves:.6f}"
