@@ -285,7 +285,15 @@ def _model_entry(label: str, model, path: Path, directory: Path) -> dict[str, An
         "training_mode": attributes.get("training_mode", None),
         "foundation_sha256": model.parent_sha256,
         "training_set_sha256": trained_on,
+        "model_cards": _model_cards(model),
     }
+
+
+def _model_cards(model) -> list[dict[str, Any]]:
+    """The model cards (``card`` outputs of finished ModelCardWorkChains) of ``model``, oldest first."""
+    from aiida_mofmlp.workflows.properties.model_card import ModelCardWorkChain
+
+    return [{"uuid": card.uuid, **card.get_dict()} for card in ModelCardWorkChain.cards_of(model)]
 
 
 #: the stress-error keys of :func:`aiida_mofmlp.common.metrics.stress_metrics` copied onto the card
