@@ -108,14 +108,16 @@ def demo_builder(
     )
 
 
-def _codes(profile: str) -> dict:
+def _codes(
+    profile: str, kinds: tuple[str, ...] = ("cp2k", "xtb", "raspa", "train", "md", "deviation")
+) -> dict:
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
     from aiida_mofmlp.common.codes import code_label
 
     codes = {}
-    for kind in ("cp2k", "xtb", "raspa", "train", "md", "deviation"):
+    for kind in kinds:
         try:
             codes[kind] = orm.load_code(code_label(kind))
         except NotExistent as exc:
@@ -197,16 +199,76 @@ def _table(node) -> list[str]:
     return lines
 
 
+def card_table(card: dict) -> list[str]:
+    """The model card as text: one row per quantity, one column per model."""
+    labels = sorted(card["models"])
+    lines = [f"{'quantity':34}" + "".join(f"{label:>14}" for label in labels) + "  unit"]
+    for key in card["quantities"]:
+        cells = ""
+        for label in labels:
+            value = card["models"][label].get(key)
+            cells += (
+                f"{value:14.4g}" if isinstance(value, float) else f"{'-' if value is None else value!s:>14}"
+            )
+        lines.append(f"{key:34}{cells}  {card['units'].get(key, '')}")
+    return lines
+
+
+def run_model_card(node, profile: str, output_dir: Path, echo: Callable[[str], None] = print) -> Path | None:
+    """The model card (``fast``) of the run's final ensemble next to its foundation; returns the JSON path."""
+    import json
+
+    from aiida.engine import run_get_node
+
+    from aiida_mofmlp.workflows.properties.model_card import ModelCardWorkChain
+
+    if "models" not in node.outputs:
+        echo("Model card skipped: the run has no final models.")
+        return None
+    codes = _codes(profile, ("phonons", "md", "deviation"))
+    models = dict(node.outputs.models)
+    builder = ModelCardWorkChain.get_builder_from_protocol(
+        codes["phonons"],
+        node.inputs.structure,
+        models,
+        md_code=codes["md"],
+        guest=node.inputs.get("guest"),
+        validation_frames=node.outputs.get("validation_frames"),
+        protocol="fast",
+        deviation_code=codes["deviation"] if len(models) > 1 else None,
+    )
+    echo("")
+    echo("Model card of the fine-tuned ensemble and its foundation (relaxation, NPT, bulk modulus, Cv, ...):")
+    start = time.monotonic()
+    with compact_progress(echo, "ModelCardWorkChain"):
+        results, card_node = run_get_node(builder)
+    echo(
+        f"ModelCardWorkChain<{card_node.pk}> finished in {time.monotonic() - start:.0f} s: exit "
+        f"{card_node.exit_status}"
+    )
+    if "card" not in results:
+        echo(f"  no card: {card_node.exit_message}")
+        return None
+    card = results["card"].get_dict()
+    for line in card_table(card):
+        echo("  " + line)
+    path = output_dir / "model_card.json"
+    path.write_text(json.dumps(card, indent=1, default=str))
+    return path
+
+
 def run_demo(
     profile: str,
     output_dir: Path,
     echo: Callable[[str], None] = print,
     overrides: Mapping | str | os.PathLike | None = None,
     extra: Mapping | None = None,
+    model_card: bool = False,
 ) -> DemoResult:
     """Run the demo's active-learning loop in the loaded profile ``profile``; files go to ``output_dir``.
 
     ``overrides`` and ``extra``: see :func:`demo_overrides` (default: the packaged ``demo`` overrides).
+    ``model_card``: afterwards compare the final ensemble with its foundation (ModelCardWorkChain, ~10 min).
     """
     from aiida.engine import run_get_node
     from aiida.manage import get_manager
@@ -252,6 +314,10 @@ def run_demo(
                 f"{1000 * metrics['mae_e_per_atom']:.1f} meV/atom, "
                 f"force MAE {1000 * metrics['mae_f']:.0f} meV/Å"
             )
+    if model_card and node.is_finished_ok:
+        card_path = run_model_card(node, profile, output_dir, echo)
+        if card_path is not None:
+            result.files["model_card"] = card_path
     echo(f"Files in {output_dir}:")
     for name, path in result.files.items():
         echo(f"  {name:<22} {path}")

@@ -71,7 +71,11 @@ def define_trust_spec(spec) -> None:
             "without it the trust is not assessed.",
         },
     )
-    spec.output("trust", valid_type=orm.Dict, help="Fractions of property frames above lo and hi.")
+    # always emitted by `inspect_trust`; not `required` so that a restart work chain's `results` step, which
+    # copies its CalcJob's outputs, does not report it missing there
+    spec.output(
+        "trust", valid_type=orm.Dict, required=False, help="Fractions of property frames above lo and hi."
+    )
     spec.output(
         "untrusted_frames",
         valid_type=StructureSetData,
