@@ -21,7 +21,19 @@ def cli() -> None:
     show_default=True,
     help="Profile to use; created (SQLite storage) when it does not exist, used as it is otherwise.",
 )
-@click.option("--computer", default="localhost", show_default=True, help="Local computer to create or reuse.")
+@click.option(
+    "--computer",
+    default=None,
+    help="Local computer to create or reuse (default: localhost; localhost-slurm with --scheduler slurm).",
+)
+@click.option(
+    "--scheduler",
+    type=click.Choice(["direct", "slurm"]),
+    default="direct",
+    show_default=True,
+    help="direct: run jobs as plain processes; slurm: submit them to this machine's Slurm "
+    "(start it with `bash scripts/slurm.sh`).",
+)
 @click.option(
     "--cp2k",
     type=click.Path(exists=True, dir_okay=False),
@@ -30,13 +42,18 @@ def cli() -> None:
 @click.option(
     "--raspa", type=click.Path(exists=True, dir_okay=False), help="RASPA `simulate` (default: from RASPA2)."
 )
-def setup(profile_name: str, computer: str, cp2k: str | None, raspa: str | None) -> None:
+def setup(
+    profile_name: str, computer: str | None, scheduler: str, cp2k: str | None, raspa: str | None
+) -> None:
     """Create (or reuse) the profile, the local computer and every code the plugin needs. Idempotent."""
-    from aiida_mofmlp.cli.setup import ensure_codes, ensure_localhost, ensure_profile
+    from aiida_mofmlp.cli.setup import SchedulerNotAvailable, ensure_codes, ensure_computer, ensure_profile
 
     name, created = ensure_profile(profile_name)
     click.echo(f"profile {name!r}: {'created' if created else 'exists, reused'}")
-    computer_node = ensure_localhost(computer)
+    try:
+        computer_node = ensure_computer(scheduler, computer)
+    except (SchedulerNotAvailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"computer {computer_node.label!r}: ready (work dir {computer_node.get_workdir()})")
     codes = ensure_codes(computer_node, {"cp2k": cp2k, "raspa": raspa})
     missing = []

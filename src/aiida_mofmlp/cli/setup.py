@@ -103,3 +103,106 @@ def ensure_codes(computer, executables: dict[str, str] | None = None) -> dict:
             code.prepend_text = "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}"
         codes[kind] = code.store()
     return codes
+
+
+# --- a computer on a batch scheduler (Slurm) ---------------------------------------------------------------
+
+#: scheduler name accepted by ``aiida-mofmlp setup --scheduler`` -> AiiDA scheduler plugin
+SCHEDULERS = {"direct": "core.direct", "slurm": "core.slurm"}
+
+#: computer label used for each scheduler when ``--computer`` is not given
+DEFAULT_COMPUTER_LABELS = {"direct": COMPUTER_LABEL, "slurm": "localhost-slurm"}
+
+#: seconds between two ``squeue`` polls of the local Slurm (a remote cluster wants 30 s or more)
+SLURM_POLL_INTERVAL = 2.0
+
+
+class SchedulerNotAvailable(RuntimeError):
+    """The batch scheduler asked for does not answer on this machine."""
+
+
+def default_computer_label(scheduler: str) -> str:
+    """The computer label ``aiida-mofmlp setup`` uses for ``scheduler`` when none is given."""
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler {scheduler!r} is not supported; valid: {', '.join(SCHEDULERS)}")
+    return DEFAULT_COMPUTER_LABELS[scheduler]
+
+
+def check_slurm() -> str:
+    """The partitions of the local Slurm as ``sinfo`` prints them; raises when Slurm does not answer."""
+    sinfo = find_executable("sinfo")
+    if sinfo is None:
+        raise SchedulerNotAvailable(
+            "Slurm's `sinfo` is not installed on this machine; install and start a single-node Slurm with "
+            "`bash scripts/slurm.sh` (as root), or use --scheduler direct"
+        )
+    try:
+        result = subprocess.run(
+            [sinfo, "-h", "-o", "%P %a %l %D %T"], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SchedulerNotAvailable(
+            "Slurm is not answering (`sinfo` did not return within 30 s); start it with "
+            "`bash scripts/slurm.sh` (as root) or check slurmctld's log"
+        ) from exc
+    if result.returncode != 0 or not result.stdout.strip():
+        raise SchedulerNotAvailable(
+            f"Slurm is not running (`sinfo` exited with {result.returncode}: "
+            f"{(result.stderr or result.stdout).strip()}); start it with `bash scripts/slurm.sh` (as root)"
+        )
+    return result.stdout.strip()
+
+
+def ensure_slurm_computer(
+    label: str = DEFAULT_COMPUTER_LABELS["slurm"],
+    poll_interval: float | None = None,
+    workdir: str | Path | None = None,
+):
+    """The computer ``label`` that submits to the Slurm of this machine (core.local + core.slurm).
+
+    Created when missing, reused when it already is a core.local/core.slurm computer; any other computer of
+    that label is left untouched and a ValueError says so. Raises :class:`SchedulerNotAvailable` before
+    anything is created when Slurm does not answer. ``workdir`` (default ``~/.aiida_mofmlp/work-slurm``)
+    must be visible from the compute node: on a single machine any local folder is.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    check_slurm()
+    try:
+        computer = orm.load_computer(label)
+    except NotExistent:
+        workdir = Path(workdir) if workdir else Path.home() / ".aiida_mofmlp" / "work-slurm"
+        workdir.mkdir(parents=True, exist_ok=True)
+        computer = orm.Computer(
+            label=label,
+            hostname="localhost",
+            description="the Slurm of this machine (created by aiida-mofmlp setup --scheduler slurm)",
+            transport_type="core.local",
+            scheduler_type="core.slurm",
+            workdir=str(workdir),
+        ).store()
+        computer.set_minimum_job_poll_interval(
+            SLURM_POLL_INTERVAL if poll_interval is None else poll_interval
+        )
+        computer.set_default_mpiprocs_per_machine(1)
+    if (computer.transport_type, computer.scheduler_type) != ("core.local", "core.slurm"):
+        raise ValueError(
+            f"computer {label!r} exists with transport {computer.transport_type!r} and scheduler "
+            f"{computer.scheduler_type!r}; `aiida-mofmlp setup --scheduler slurm` needs core.local + "
+            "core.slurm (pass another --computer)"
+        )
+    if not computer.is_configured:
+        # no login shell: each squeue/sbatch would otherwise source the profile files (slow, and a
+        # `pyenv rehash` there can block for a minute)
+        computer.configure(safe_interval=0.0, use_login_shell=False)
+    return computer
+
+
+def ensure_computer(scheduler: str = "direct", label: str | None = None):
+    """The local computer for ``scheduler`` (``direct`` or ``slurm``), created when missing."""
+    label = label or default_computer_label(scheduler)
+    if scheduler == "slurm":
+        return ensure_slurm_computer(label)
+    default_computer_label(scheduler)  # validates the name
+    return ensure_localhost(label)

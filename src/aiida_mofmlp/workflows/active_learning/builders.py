@@ -13,12 +13,18 @@ from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.data.guest import GuestMoleculeData
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.workflows.active_learning.settings import override_keys, resolve_parameters
+from aiida_mofmlp.workflows.active_learning.settings import (
+    PROTOCOL_FILE,
+    default_parameters,
+    override_keys,
+    resolve_parameters,
+)
+from aiida_mofmlp.workflows.active_learning.strategies import STRATEGIES, strategy_preset
 from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
 from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
 from aiida_mofmlp.workflows.mace.deviation import DeviationBaseWorkChain
 from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
-from aiida_mofmlp.workflows.protocols.utils import load_overrides
+from aiida_mofmlp.workflows.protocols.utils import load_overrides, read_protocol_file
 from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
 from aiida_mofmlp.workflows.selection.base import get_parameters_from_protocol
 from aiida_mofmlp.workflows.xtb.labelling import XtbLabellingWorkChain
@@ -58,7 +64,14 @@ def builder_from_protocol(
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ValueError(f"overrides: unknown keys {unknown}; valid: {', '.join(valid)}")
-    inputs = cls.get_protocol_inputs(protocol, overrides)
+    strategy = (overrides.get("parameters") or {}).get("strategy") or default_parameters()["strategy"]
+    if strategy not in STRATEGIES:
+        valid = ", ".join(STRATEGIES)
+        raise ValueError(f"parameters.strategy={strategy!r} is not a strategy; valid: {valid}")
+    # the strategy's preset (protocols/active_learning.yaml `strategies`) sits between protocol and overrides
+    name = protocol or cls.get_default_protocol()
+    preset = strategy_preset(read_protocol_file(PROTOCOL_FILE), strategy, name)
+    inputs = cls.get_protocol_inputs(protocol, deep_merge(preset, overrides))
     guest_node = GuestMoleculeData.builtin(guest) if isinstance(guest, str) else guest
     params = inputs["parameters"]
     stages = params["stages"]
@@ -69,7 +82,7 @@ def builder_from_protocol(
             f"valid: {', '.join(LABELLING_ENGINES)}"
         )
     needed = {engine, "train", "md", "deviation"}
-    if int(params["initial_sampling"].get("aimd_steps") or 0) > 0:
+    if int(params["initial_sampling"].get("aimd_steps") or 0) > 0 or strategy == "aimd_flat_histogram":
         needed.add("cp2k")  # AIMD runs CP2K whatever labels the frames
     missing = sorted(needed - set(codes))
     if missing:
@@ -98,21 +111,29 @@ def builder_from_protocol(
             StructureSetData.from_frames(frames),
             protocol=stages["cp2k"],
             overrides=inputs["cp2k"] or None,
+            compute_stress=bool(params["labelling"].get("compute_stress", False)) and engine == "cp2k",
             options=options.get("cp2k"),
         )
         builder.labelling = _child_inputs(labelling, "structures", "max_concurrent", "max_failed_fraction")
     if engine == "xtb":
+        xtb_overrides = inputs.get("xtb") or {}
+        if params["labelling"].get("compute_stress"):
+            stress = {"xtb": {"xtb": {"parameters": {"compute_stress": True}}}}
+            xtb_overrides = deep_merge(xtb_overrides, stress)
         xtb = XtbLabellingWorkChain.get_builder_from_protocol(
             codes["xtb"],
             StructureSetData.from_frames(frames),
             protocol=stages.get("xtb"),
-            overrides=inputs.get("xtb") or None,
+            overrides=xtb_overrides or None,
             options=options.get("xtb"),
         )
         builder.xtb_labelling = _child_inputs(xtb, "structures", "max_concurrent", "max_failed_fraction")
 
     # a labelled stand-in for the training set, which the loop makes
-    stand_in = fr.set_labels(structure.get_ase(), energy=0.0, forces=np.zeros((len(structure.sites), 3)))
+    stress = np.zeros(6) if params["labelling"].get("compute_stress") else None  # when stress is trained
+    stand_in = fr.set_labels(
+        structure.get_ase(), energy=0.0, forces=np.zeros((len(structure.sites), 3)), stress=stress
+    )
     training = EnsembleTrainingWorkChain.get_builder_from_protocol(
         codes["train"],
         StructureSetData.from_frames([stand_in]),
@@ -165,6 +186,9 @@ def builder_from_protocol(
             options=options.get("raspa"),
         )
         builder.raspa = _child_inputs(raspa, "structure", "guest")
+    for other in STRATEGIES:  # only the chosen strategy's settings block (defaults fill the others)
+        if other != strategy:
+            params.pop(other, None)
     builder.parameters = orm.Dict(params)
     return builder
 

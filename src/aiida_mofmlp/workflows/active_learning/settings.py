@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.engines.xtb.label import unsupported_elements
+from aiida_mofmlp.workflows.active_learning.strategies import validate_strategy
 from aiida_mofmlp.workflows.cp2k.labelling import validate_inputs as validate_labelling_inputs
 from aiida_mofmlp.workflows.protocols.utils import read_protocol_file
 
@@ -107,7 +108,10 @@ def validate_parameters(node, _ctx=None) -> str | None:
             f"parameters: need 1 <= first_iteration <= max_iterations, got first_iteration="
             f"{params['first_iteration']}, max_iterations={params['max_iterations']}"
         )
-    return None
+    if not isinstance(params["labelling"].get("compute_stress", False), bool):
+        value = params["labelling"]["compute_stress"]
+        return f"parameters.labelling.compute_stress={value!r} must be true or false"
+    return validate_strategy(params)
 
 
 def validate_inputs(inputs, _ctx=None) -> str | None:
@@ -168,4 +172,9 @@ def _labelling_inputs_given(inputs, params: dict) -> str | None:
         return f"parameters.labelling.engine={engine!r} needs the `{namespace}` inputs (code and settings)"
     if int(params["initial_sampling"].get("aimd_steps") or 0) > 0 and not inputs.get("labelling"):
         return "parameters.initial_sampling.aimd_steps > 0 runs CP2K AIMD: give the CP2K `labelling` inputs"
+    if params["strategy"] == "aimd_flat_histogram" and not inputs.get("labelling"):
+        return (
+            "parameters.strategy='aimd_flat_histogram' runs CP2K AIMD: give the CP2K `labelling` inputs "
+            "(its single_point.cp2k.code is the CP2K code; get_builder_from_protocol needs codes['cp2k'])"
+        )
     return None

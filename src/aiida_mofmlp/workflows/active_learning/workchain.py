@@ -12,6 +12,14 @@ set k } -> final validation (MD per loading, random frames labelled, errors of t
 Every frame set, label, model, selection and decision is a node made by a calcfunction or a CalcJob; the
 per-iteration ones are attached as they are made under ``history`` so that a killed run can be continued
 (:meth:`ActiveLearningWorkChain.get_builder_restart`).
+
+``parameters.strategy`` chooses the recipe (:mod:`aiida_mofmlp.workflows.active_learning.strategies`): the
+loop above (``uncertainty``), the temperature ramp with CBAD picks of Sharma & Sanvito, npj Comput. Mater.
+2024, DOI 10.1038/s41524-024-01427-y (``temperature_ramp``: the exploration and the selection/stop steps
+change), or AIMD with flat-histogram selection as training set 0 and then the uncertainty loop at high
+temperature (Castel et al., Digital Discovery 2024, DOI 10.1039/d3dd00236e; ``aimd_flat_histogram``: the
+initial sampling changes). ``extra_candidates`` (e.g. the ``untrusted_frames`` of property work chains) join
+the pool of the initial selection, or of the first explored iteration when there is none.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from aiida_mofmlp.workflows.active_learning.settings import (
     validate_inputs,
     validate_parameters,
 )
+from aiida_mofmlp.workflows.active_learning.strategies import STOP_RULES, ramp_temperature
 from aiida_mofmlp.workflows.cp2k.aimd import AimdWorkChain
 from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
 from aiida_mofmlp.workflows.functions import active_learning as alf
@@ -87,6 +96,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             required=False,
             dynamic=True,
             help="An ensemble already trained on `initial_training_set`: the first iteration skips training.",
+        )
+        spec.input_namespace(
+            "extra_candidates",
+            valid_type=StructureSetData,
+            required=False,
+            dynamic=True,
+            help="Unlabelled frames to consider as candidates, e.g. the `untrusted_frames` of property work "
+            "chains: joined to the pool of the initial selection, or (no initial SOAP selection: initial "
+            "sampling off or strategy aimd_flat_histogram) to the explored frames of the first iteration.",
         )
         spec.expose_inputs(
             LabellingWorkChain,
@@ -146,11 +164,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.outline(
             cls.setup,
             if_(cls.should_sample_initially)(
-                cls.run_initial_sampling,
-                cls.run_loaded_sampling,
-                cls.select_initial,
-                cls.run_labelling,
-                cls.inspect_labelling,
+                if_(cls.samples_with_aimd)(
+                    cls.run_aimd_sampling,
+                    cls.select_flat_histogram,
+                ).else_(
+                    cls.run_initial_sampling,
+                    cls.run_loaded_sampling,
+                    cls.select_initial,
+                ),
+                if_(cls.has_selection)(cls.run_labelling, cls.inspect_labelling),
             ),
             cls.prepare_loop,
             while_(cls.should_iterate)(
@@ -200,7 +222,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             "history",
             dynamic=True,
             help="Per-iteration nodes: training_set_XX, explored_XX, deviation_XX, convergence_XX, "
-            "selection_XX, map_XX, models_XX.model_k, starting_frames, pool_00.",
+            "selection_XX, map_XX, models_XX.model_k, starting_frames, pool_00; temperature_ramp also "
+            "displaced_XX (the copies its NPT runs start from) and trust_XX (the sigma_max summary).",
         )
         spec.exit_code(
             401, "ERROR_INITIAL_SAMPLING_FAILED", message="Initial sampling gave no frames: {detail}"
@@ -278,8 +301,14 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
     def setup(self):
         """Resolve parameters; tag the node for queries."""
         self.ctx.params = resolve_parameters(self.inputs.parameters.get_dict())
+        self.ctx.strategy = self.ctx.params["strategy"]
         self.ctx.loadings = [int(n) for n in self.ctx.params["loadings"]]
         self.ctx.temperatures = [float(t) for t in self.ctx.params["temperatures"]]
+        if self.ctx.strategy == "aimd_flat_histogram":  # the MLP explores at high temperature
+            self.ctx.temperatures = [
+                float(t) for t in self.ctx.params["aimd_flat_histogram"]["md_temperatures"]
+            ]
+        self.ctx.extra_pending = "extra_candidates" in self.inputs and bool(self.inputs.extra_candidates)
         self.ctx.iteration = 0
         self.ctx.rows = []
         self.ctx.row = {"iteration": 0}
@@ -298,6 +327,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 "framework_label": self.inputs.structure.label,
                 "guest": guest.name if guest is not None else None,
                 "protocol": self.ctx.params.get("protocol"),
+                "strategy": self.ctx.strategy,
             },
         )
 
@@ -450,6 +480,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         """Pool = sampling MD frames + starting frames (+ AIMD); pick per loading with SOAP."""
         extra = {"starting_frames": self.ctx.starting_frames}
         tags = {"starting_frames": {"iteration": 0}}
+        self._join_extra_candidates(extra, tags)
         if "aimd" in self.ctx:
             if self.ctx.aimd.is_finished_ok:
                 extra["aimd"] = self.ctx.aimd.outputs.trajectory
@@ -490,6 +521,116 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.report(
             f"initial sampling: {len(pool)} frames, {blowups} MD blow-up(s); "
             f"selected {len(outputs['selected'])}"
+        )
+        return None
+
+    def _join_extra_candidates(self, extra: dict, tags: dict) -> None:
+        """Add ``extra_candidates`` (once) to the sets ``extra`` that _collect_md merges into a pool."""
+        if not self.ctx.extra_pending:
+            return
+        given = dict(self.inputs.extra_candidates)
+        for key, frames in given.items():
+            extra[f"extra_{key}"] = frames
+            tag = {"source": "extra_candidates", "extra_key": key, "iteration": self.ctx.iteration}
+            if self.ctx.strategy == "temperature_ramp":
+                tag["run"] = f"extra_{key}"  # CBAD: at most frames_per_run of each extra set
+            tags[f"extra_{key}"] = tag
+        self.report(
+            f"extra candidates: {sum(len(frames) for frames in given.values())} frame(s) of {sorted(given)} "
+            f"joined to the pool of iteration {self.ctx.iteration}"
+        )
+        self.ctx.extra_pending = False
+
+    # --- initial sampling: AIMD and flat histogram (strategy aimd_flat_histogram) ----------------------
+    def samples_with_aimd(self) -> bool:
+        return self.ctx.strategy == "aimd_flat_histogram"
+
+    def run_aimd_sampling(self):
+        """CP2K AIMD of the framework at every temperature of ``aimd_flat_histogram.temperatures``."""
+        settings = self.ctx.params["aimd_flat_histogram"]
+        cp2k = self.exposed_inputs(LabellingWorkChain, "labelling")["single_point"]["cp2k"]
+        self.ctx.aimd_runs = {}
+        for temperature in settings["temperatures"]:
+            builder = AimdWorkChain.get_builder_from_protocol(
+                cp2k["code"],
+                self.inputs.structure,
+                protocol=self.ctx.params["stages"].get("cp2k"),
+                temperature=float(temperature),
+                steps=int(settings["aimd_steps"]),
+                timestep_fs=float(settings["timestep_fs"]),
+                thermostat_timecon_fs=float(settings["thermostat_timecon_fs"]),
+                discard_steps=settings.get("discard_steps"),
+                options=dict(cp2k["metadata"]["options"]),
+            )
+            key = f"aimd_T{round(float(temperature))}"
+            builder.metadata.call_link_label = key
+            self.to_context(**{key: self.submit(builder)})
+            self.ctx.aimd_runs[key] = {
+                "source": "aimd",
+                "target_temperature": float(temperature),
+                "iteration": 0,
+            }
+        self.report(
+            f"initial sampling: CP2K AIMD of {settings['aimd_steps']} steps at {settings['temperatures']} K"
+        )
+
+    def select_flat_histogram(self):
+        """Pool = the AIMD frames with their labels; one frame per energy-per-atom bin (flat histogram)."""
+        settings = self.ctx.params["aimd_flat_histogram"]
+        sets, tags = {}, {"drop_stress": True}
+        for key, tag in self.ctx.aimd_runs.items():
+            node = self.ctx[key]
+            if not node.is_finished_ok or "trajectory" not in node.outputs:
+                self.report(
+                    f"AIMD {key}: {node.process_label}<{node.pk}> gave no frames ({node.exit_message})"
+                )
+                continue
+            sets[key], tags[key] = node.outputs.trajectory, tag
+        if not sets:
+            return self.exit_codes.ERROR_INITIAL_SAMPLING_FAILED.format(detail="no AIMD run gave frames")
+        pool = alf.collect_labelled_frames(orm.Dict(tags), **sets)
+        self._out_history("pool_00", pool)
+        histogram = {"n_bins": settings.get("n_bins"), "bin_width": settings.get("bin_width")}
+        parameters = {
+            **self.ctx.params["selection"],
+            "method": "flat_histogram",
+            "n_select": int(settings.get("n_bins") or 0),
+            "flat_histogram": histogram,
+            "group_by": None,
+            "quota": None,
+            "sigma_window": None,
+        }
+        outputs = select_frames(pool=pool, parameters=orm.Dict(parameters))
+        report = outputs["report"]
+        self._out_history("selection_00", report)
+        if "map" in outputs:
+            self._out_history("map_00", outputs["map"])
+        if "selected" not in outputs:
+            return self.exit_codes.ERROR_INITIAL_SAMPLING_FAILED.format(
+                detail="the flat histogram picked nothing"
+            )
+        selected = outputs["selected"]
+        numbers = report.get_dict()["flat_histogram"]["all"]
+        self.ctx.row.update(
+            {
+                "n_explored": len(pool),
+                "n_selected": len(selected),
+                "n_bins": numbers["n_bins"],
+                "n_empty_bins": numbers["n_empty_bins"],
+                "energy_range_eV_per_atom": [numbers["edges"][0], numbers["edges"][-1]],
+            }
+        )
+        if settings["relabel"]:  # the loop's labeller labels the picks (labels and predictions stripped)
+            self.ctx.to_label = alf.collect_frames(orm.Dict({}), selected=selected)
+        else:  # the AIMD energies and forces are the labels
+            kwargs = {"previous": self.ctx.training_set} if self.ctx.training_set is not None else {}
+            self.ctx.training_set = alf.extend_training_set(orm.Int(0), labelled=selected, **kwargs)
+            self._out_history("training_set_00", self.ctx.training_set)
+            self.ctx.row.update({"n_labelled": len(selected), "n_failed": 0})
+        self.report(
+            f"flat histogram: {len(pool)} AIMD frames in {numbers['n_bins']} energy bins "
+            f"({numbers['n_empty_bins']} empty); picked {len(selected)}"
+            + ("" if settings["relabel"] else f"; training set 0 holds {len(self.ctx.training_set)} frames")
         )
         return None
 
@@ -564,6 +705,12 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if self.ctx.models is not None and self.ctx.iteration == int(self.ctx.params["first_iteration"]):
             self.report(f"iteration {self.ctx.iteration}: using the given initial_models, no training")
             return None
+        if self.ctx.models is not None and self.ctx.get("trained_on") == self.ctx.training_set.uuid:
+            self.report(
+                f"iteration {self.ctx.iteration}: no new labels since the last training; same ensemble"
+            )
+            return None
+        self.ctx.trained_on = self.ctx.training_set.uuid
         inputs = AttributeDict(self.exposed_inputs(EnsembleTrainingWorkChain, "training"))
         train = AttributeDict(inputs.train)
         train.train = AttributeDict(train.train)
@@ -593,7 +740,12 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         return self.ctx.models[sorted(self.ctx.models)[0]]
 
     def run_exploration(self):
-        """MD per loading and temperature with model 0 from the starting frames; MD-GCMC when asked."""
+        """MD per loading and temperature with model 0 from the starting frames; MD-GCMC when asked.
+
+        Strategy temperature_ramp: NPT runs from displaced copies at the iteration's temperature instead.
+        """
+        if self.ctx.strategy == "temperature_ramp":
+            return self._run_ramp_exploration()
         frames = self.ctx.starting_frames
         self.ctx.explore_runs = self._submit_md_grid(
             frames, range(len(frames)), self._model_0(), f"explore_{self._tag()}", self.ctx.temperatures
@@ -605,9 +757,43 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             )
             self.ctx.explore_runs.update({key: {**tags, "source": "md_gcmc"} for key, tags in runs.items()})
 
+    def _run_ramp_exploration(self):
+        """``n_runs`` NPT runs per starting frame from displaced copies, at the iteration's temperature."""
+        ramp = self.ctx.params["temperature_ramp"]
+        temperature = ramp_temperature(ramp, self.ctx.iteration)
+        self.ctx.ramp_temperature = temperature
+        settings = {
+            "n_copies": int(ramp["n_runs"]),
+            "displacement_A": float(ramp["displacement_A"]),
+            "seed": int(self.ctx.params["seed"]) + 1000 * self.ctx.iteration,
+        }
+        copies = alf.displace_frames(self.ctx.starting_frames, orm.Dict(settings))
+        self._out_history(f"displaced_{self._tag()}", copies)
+        md = {"ensemble": "npt", "pressure_bar": float(ramp["pressure_bar"]), "barostat": ramp["barostat"]}
+        if ramp.get("steps"):
+            md["steps"] = int(ramp["steps"])
+        self.ctx.explore_runs = {}
+        for index, atoms in enumerate(copies.iter_frames()):
+            key = f"ramp_{self._tag()}_run_{index:03d}"
+            inputs = self._md_inputs(copies, self._model_0(), key, temperature, index, **md)
+            self.to_context(**{key: self.submit(LammpsMdBaseWorkChain, **inputs)})
+            self.ctx.explore_runs[key] = {
+                "loading": int(atoms.info.get("loading", 0)),
+                "target_temperature": temperature,
+                "iteration": self.ctx.iteration,
+                "run": index,
+            }
+        self.report(
+            f"iteration {self.ctx.iteration}: {len(copies)} NPT run(s) at {temperature:g} K "
+            f"({ramp['pressure_bar']} bar) from copies displaced by {ramp['displacement_A']} A"
+        )
+        return None
+
     def run_deviation(self):
-        """Merge the explored frames; ensemble deviation of each."""
-        explored, blowups, failed = self._collect_md(self.ctx.explore_runs)
+        """Merge the explored frames (with the extra candidates, first time); ensemble deviation of each."""
+        extra, tags = {}, {}
+        self._join_extra_candidates(extra, tags)
+        explored, blowups, failed = self._collect_md(self.ctx.explore_runs, extra, tags)
         if explored is None:
             return self.exit_codes.ERROR_EXPLORATION_FAILED.format(iteration=self.ctx.iteration)
         self.ctx.explored = explored
@@ -633,13 +819,17 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         }
         result = alf.assess_exploration(self.ctx.explored, node.outputs.deviation, orm.Dict(settings))
         summary = result["summary"]
-        self._out_history(f"convergence_{self._tag()}", summary)
-        self.ctx.decisions[f"convergence_{self._tag()}"] = summary
         self.ctx.window_sigma = result["window_sigma"]
         numbers = summary.get_dict()
         for key in alf.DECISION_KEYS:
             self.ctx.row[key] = numbers[key]
         self.ctx.row.update({"n_selected": 0, "n_labelled": 0, "n_failed": 0})
+        if self.ctx.strategy == "temperature_ramp":  # sigma only reported; CBAD and the ramp decide
+            self._out_history(f"trust_{self._tag()}", summary)
+            self.ctx.trust_summary = summary
+            return None
+        self._out_history(f"convergence_{self._tag()}", summary)
+        self.ctx.decisions[f"convergence_{self._tag()}"] = summary
         if numbers["converged"]:
             self.ctx.stop = True
         elif self.ctx.iteration >= int(self.ctx.params["max_iterations"]):
@@ -651,7 +841,12 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         return not self.ctx.stop
 
     def select_candidates(self):
-        """Candidates in [lo, hi]: the most diverse ``selection_per_loading`` per loading, de-duplicated."""
+        """Candidates in [lo, hi]: the most diverse ``selection_per_loading`` per loading, de-duplicated.
+
+        Strategy temperature_ramp: CBAD over the explored frames instead, then the ramp's stop decision.
+        """
+        if self.ctx.strategy == "temperature_ramp":
+            return self._select_cbad()
         trust = self.ctx.params["trust"]
         parameters = {
             **self.ctx.params["selection"],
@@ -676,6 +871,45 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.to_label = outputs["selected"]
         self.ctx.row["n_selected"] = len(self.ctx.to_label)
 
+    def _select_cbad(self):
+        """At most ``frames_per_run`` frames per NPT run that fill a new CBAD bin; stop at the top if none."""
+        ramp = self.ctx.params["temperature_ramp"]
+        parameters = {
+            **self.ctx.params["selection"],
+            "method": "cbad",
+            "cbad": dict(ramp.get("cbad") or {}),
+            "group_by": "run",
+            "quota": int(ramp["frames_per_run"]),
+            "sigma_window": None,
+            "seed": int(self.ctx.params["seed"]) + self.ctx.iteration,
+        }
+        outputs = select_frames(
+            pool=self.ctx.explored, parameters=orm.Dict(parameters), **self._training_kwargs()
+        )
+        self._out_history(f"selection_{self._tag()}", outputs["report"])
+        if "map" in outputs:
+            self._out_history(f"map_{self._tag()}", outputs["map"])
+        settings = {
+            "temperature": float(self.ctx.ramp_temperature),
+            "top_K": float(ramp["top_K"]),
+            "n_runs": len(self.ctx.explore_runs),
+        }
+        decision = alf.assess_temperature_ramp(self.ctx.trust_summary, outputs["report"], orm.Dict(settings))
+        self._out_history(f"convergence_{self._tag()}", decision)
+        self.ctx.decisions[f"convergence_{self._tag()}"] = decision
+        numbers = decision.get_dict()
+        self.ctx.row.update({"converged": numbers["converged"], **numbers["row"]})
+        self.ctx.row["n_selected"] = numbers["row"]["n_new_frames"]
+        self.ctx.to_label = None
+        if numbers["converged"]:
+            self.ctx.stop = True
+        elif self.ctx.iteration >= int(self.ctx.params["max_iterations"]):
+            self.ctx.stop = True
+            self.ctx.exit = self.exit_codes.WARNING_NOT_CONVERGED.format(iterations=self.ctx.iteration)
+        elif "selected" in outputs:
+            self.ctx.to_label = outputs["selected"]
+        return None
+
     def has_selection(self) -> bool:
         return self.ctx.to_label is not None
 
@@ -695,6 +929,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f"{row.get('n_selected')} selected, {row.get('n_labelled')} labelled, "
             f"{row.get('n_failed')} failed; "
             f"{'converged' if row.get('converged') else 'not converged'}"
+            + (f" (ramp at {row['temperature_K']:g} K)" if "temperature_K" in row else "")
         )
         self.ctx.iteration += 1
 
@@ -802,6 +1037,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             for label, model in self.ctx.models.items():
                 self.out(f"models.{label}", model)
         settings = {key: self.ctx.params[key] for key in ("trust", "converged_fraction")}
+        settings.update({"strategy": self.ctx.strategy, "stop_rule": STOP_RULES[self.ctx.strategy]})
         table = alf.tabulate_iterations(orm.List(self.ctx.rows), orm.Dict(settings), **self.ctx.decisions)
         self.out("iterations", table)
         if self.ctx.get("validation_error"):

@@ -43,8 +43,12 @@ class Cp2kSinglePointWorkChain(Cp2kProtocolMixin, BaseRestartWorkChain):
     forces, stress in eV units) and every failure into an exit code of ``Cp2kCalculation``; the handlers
     (highest priority first) key on those exit codes only:
 
-    * walltime (400, CP2K stopped at its GLOBAL/WALLTIME) or incomplete output (303, the job was killed
-      before CP2K ended): restart from the last wavefunction in the parent folder;
+    * walltime (400, CP2K stopped at its GLOBAL/WALLTIME), incomplete output (303, the job was killed before
+      CP2K ended: the scheduler's time limit, ``scancel``, a node lost) or the scheduler's own walltime code
+      (120): restart from the last wavefunction in the parent folder with ``defaults["walltime_factor"]``
+      times the job's ``max_wallclock_seconds`` (and CP2K's GLOBAL/WALLTIME scaled with it);
+    * the job was lost before CP2K wrote its output (210: cancelled or its node went down before CP2K
+      started) or the scheduler reported a node failure (140): resubmit unchanged, once;
     * SCF not converged (450; CP2K 2023.1 only warns "SCF run NOT converged", the parser fails the run):
       up to three stages of stronger settings (:data:`~aiida_mofmlp.workflows.cp2k.inputs.SCF_STAGES`):
       more steps from the last wavefunction, then diagonalisation + smearing + Broyden mixing from an
@@ -55,6 +59,9 @@ class Cp2kSinglePointWorkChain(Cp2kProtocolMixin, BaseRestartWorkChain):
 
     _process_class = Cp2kCalculation
     _protocol_file = inputs_mod.PROTOCOL_FILE
+
+    #: tunable handler settings: each walltime restart multiplies the job's walltime by ``walltime_factor``
+    defaults = {"walltime_factor": 2.0}
 
     @classmethod
     def define(cls, spec):
@@ -178,16 +185,36 @@ class Cp2kSinglePointWorkChain(Cp2kProtocolMixin, BaseRestartWorkChain):
     def _restart_from(self, calculation) -> None:
         self.ctx.inputs.parent_calc_folder = calculation.outputs.remote_folder
 
+    def _extend_walltime(self) -> int | None:
+        """Multiply the job's walltime by ``defaults["walltime_factor"]``; returns the new one (s), if any.
+
+        CP2K's GLOBAL/WALLTIME follows when it was derived from the job's walltime (``walltime_fraction``).
+        """
+        options = dict(self.ctx.inputs.metadata.get("options") or {})
+        walltime = options.get("max_wallclock_seconds")
+        if not walltime:
+            return None
+        fraction = self.inputs.walltime_fraction.value
+        extended = int(walltime * self.defaults["walltime_factor"])
+        options["max_wallclock_seconds"] = extended
+        self.ctx.inputs.metadata = {**self.ctx.inputs.metadata, "options": options}
+        cp2k_global = self.ctx.parameters.get("GLOBAL", {})
+        if cp2k_global.get("WALLTIME") == _walltime_string(walltime * fraction):
+            cp2k_global["WALLTIME"] = _walltime_string(extended * fraction)
+        return extended
+
     # --- handlers ------------------------------------------------------------------------------------
     @process_handler(
         priority=600,
         exit_codes=[
             Cp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME,
             Cp2kCalculation.exit_codes.ERROR_OUTPUT_INCOMPLETE,
+            Cp2kCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME,
         ],
     )
     def handle_walltime(self, calculation):
-        """CP2K stopped at its walltime, or the job ended before CP2K did: restart from the wavefunction."""
+        """CP2K stopped at its walltime, or the job ended before CP2K did: restart from the wavefunction
+        with more time."""
         if "remote_folder" not in calculation.outputs:
             return ProcessHandlerReport(
                 True,
@@ -195,8 +222,33 @@ class Cp2kSinglePointWorkChain(Cp2kProtocolMixin, BaseRestartWorkChain):
             )
         self._restart_from(calculation)
         self.ctx.parameters = inputs_mod.add_wavefunction_restart(self.ctx.parameters)
+        extended = self._extend_walltime()
+        more_time = f" with a walltime of {extended} s" if extended else ""
         self.report(
-            f"{calculation.process_label}<{calculation.pk}> ran out of time: restarting from its wavefunction"
+            f"{calculation.process_label}<{calculation.pk}> ran out of time or was stopped "
+            f"(exit status {calculation.exit_status}): restarting from its wavefunction{more_time}"
+        )
+        return ProcessHandlerReport(True)
+
+    @process_handler(
+        priority=590,
+        exit_codes=[
+            Cp2kCalculation.exit_codes.ERROR_SCHEDULER_NODE_FAILURE,
+            Cp2kCalculation.exit_codes.ERROR_OUTPUT_MISSING,
+        ],
+    )
+    def handle_lost_job(self, calculation):
+        """The job died before CP2K wrote its output (cancelled or its node lost before it started), or the
+        scheduler reported a node failure: resubmit it unchanged, once; twice in a row is unrecoverable."""
+        previous = self.ctx.children[-2] if len(self.ctx.children) > 1 else None
+        if previous is not None and previous.exit_status == calculation.exit_status:
+            message = f"the job was lost twice in a row ({calculation.exit_message})"
+            return ProcessHandlerReport(
+                True, self.exit_codes.ERROR_UNRECOVERABLE_FAILURE.format(message=message)
+            )
+        self.report(
+            f"{calculation.process_label}<{calculation.pk}> was lost before CP2K wrote its output "
+            f"(exit status {calculation.exit_status}): resubmitting it unchanged"
         )
         return ProcessHandlerReport(True)
 

@@ -7,7 +7,10 @@
   and the sigma array the selection window uses;
 * :func:`pick_random_frames` — random validation frames per loading;
 * :func:`validation_errors` — MAE/RMSE of the ensemble-mean prediction against the labels;
-* :func:`tabulate_iterations` — the loop's iteration table from its rows and convergence decisions.
+* :func:`tabulate_iterations` — the loop's iteration table from its rows and convergence decisions;
+* :func:`displace_frames` — randomly displaced copies of the starting frames (temperature ramp);
+* :func:`assess_temperature_ramp` — the temperature ramp's stop decision from its CBAD selection;
+* :func:`collect_labelled_frames` — AIMD frames merged with their labels kept (flat-histogram pool).
 """
 
 from __future__ import annotations
@@ -351,9 +354,12 @@ def tabulate_iterations(rows: orm.List, settings: orm.Dict, **decisions: orm.Dic
         if decision is not None:
             numbers = decision.get_dict()
             row.update({key: numbers[key] for key in DECISION_KEYS})
+            row.update(numbers.get("row", {}))  # a strategy's own numbers (e.g. the ramp's temperature)
         table_rows.append(row)
     params = settings.get_dict()
     table = {
+        "strategy": params.get("strategy", "uncertainty"),
+        "stop_rule": params.get("stop_rule"),
         "rows": table_rows,
         "converged": any(bool(row.get("converged")) for row in table_rows if row["iteration"] > 0),
         "n_iterations": len([row for row in table_rows if row["iteration"] > 0]),
@@ -362,3 +368,90 @@ def tabulate_iterations(rows: orm.List, settings: orm.Dict, **decisions: orm.Dic
         "units": {"sigma": "eV/Angstrom", "valid_mae_f": "eV/Angstrom"},
     }
     return orm.Dict(table)
+
+
+@calcfunction
+def displace_frames(frames: StructureSetData, settings: orm.Dict) -> StructureSetData:
+    """``n_copies`` copies of every frame with Gaussian displacements of ``displacement_A`` (Angstrom) per
+    Cartesian component (seeded by ``seed``): the starting points of the temperature ramp's NPT runs.
+
+    Each copy keeps its frame's info (``loading``) and gets ``run`` (0, 1, ... over all copies),
+    ``parent_index`` (the frame it came from) and ``config_type`` ``displaced``.
+    """
+    params = settings.get_dict()
+    rng = np.random.default_rng(int(params.get("seed", 0)))
+    amplitude = float(params["displacement_A"])
+    copies, run = [], 0
+    for index, atoms in enumerate(frames.iter_frames()):
+        strip_predictions(atoms)
+        for _ in range(int(params["n_copies"])):
+            copy = atoms.copy()
+            copy.positions = atoms.positions + rng.normal(0.0, amplitude, atoms.positions.shape)
+            copy.info.update({"run": run, "parent_index": index, "config_type": "displaced"})
+            copy.info["loading"] = int(atoms.info.get("loading", fr.n_guests(atoms)))
+            copies.append(copy)
+            run += 1
+    node = StructureSetData.from_frames(copies)
+    node.base.attributes.set("displacement_A", amplitude)
+    return node
+
+
+@calcfunction
+def assess_temperature_ramp(trust: orm.Dict, selection: orm.Dict, settings: orm.Dict) -> orm.Dict:
+    """The temperature ramp's decision of one iteration (Sharma & Sanvito, npj Comput. Mater. 2024).
+
+    ``trust``: the iteration's :func:`assess_exploration` summary (sigma_max numbers, reported only);
+    ``selection``: the CBAD selection's report; ``settings``: ``temperature`` and ``top_K`` (K), ``n_runs``.
+    Converged when the iteration ran at the top temperature and CBAD accepted no frame (no new bin). The
+    result has the :data:`DECISION_KEYS` (``converged`` from the ramp's rule, ``converged_by_sigma`` the
+    trust decision) and ``row``: the numbers the iteration table shows for this strategy.
+    """
+    from aiida_mofmlp.workflows.active_learning.strategies import ramp_decision
+
+    params = settings.get_dict()
+    report = selection.get_dict()
+    summary = trust.get_dict()
+    n_new = int(report.get("n_selected", 0))
+    decision = ramp_decision(float(params["temperature"]), float(params["top_K"]), n_new)
+    cbad = report.get("cbad", {})
+    row = {
+        "temperature_K": float(params["temperature"]),
+        "n_md_runs": int(params["n_runs"]),
+        "n_new_frames": n_new,
+        "n_bins_covered": cbad.get("n_bins_covered"),
+        "n_bins_known_before": cbad.get("n_bins_known_before"),
+        "at_top_temperature": decision["at_top_temperature"],
+        "stop": decision["converged"],
+    }
+    result = {
+        **summary,
+        "converged_by_sigma": summary["converged"],
+        "converged": decision["converged"],
+        "stop_rule": "an iteration at the top temperature adds no frame",
+        "row": row,
+        "units": {**summary.get("units", {}), "temperature_K": "K"},
+    }
+    return orm.Dict(result)
+
+
+@calcfunction
+def collect_labelled_frames(tags: orm.Dict, **sets: StructureSetData) -> StructureSetData:
+    """Merge labelled ``sets`` (e.g. AIMD trajectories) in key order, keeping their REF_* labels.
+
+    Each frame's info is updated from ``tags[key]``; ``loading`` is set from the guests; MACE predictions
+    are removed. ``tags['drop_stress']`` (true) removes REF_stress (noisy AIMD stress is not trained).
+    """
+    meta = tags.get_dict()
+    drop_stress = bool(meta.get("drop_stress", False))
+
+    def frames():
+        for key in sorted(sets):
+            for atoms in sets[key].iter_frames():
+                drop_keys(atoms, PREDICTION_KEYS)
+                if drop_stress:
+                    drop_keys(atoms, (fr.STRESS_KEY,))
+                atoms.info.update(meta.get(key, {}))
+                atoms.info["loading"] = fr.n_guests(atoms)
+                yield atoms
+
+    return StructureSetData.from_frames(frames())
