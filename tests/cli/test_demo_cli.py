@@ -17,7 +17,7 @@ def test_demo_help_lists_options():
     result = CliRunner().invoke(cli, ["demo", "--help"])
     assert result.exit_code == 0, result.output
     assert "--profile" in result.output and "--output-dir" in result.output
-    assert "mofmlp-demo-output" in result.output
+    assert "mofmlp-demo-output" in result.output and "--model-card" in result.output
 
 
 def test_demo_settings_are_valid_loop_parameters():
@@ -57,3 +57,20 @@ def test_demo_builders(name, mofmlp_codes, serialize_builder, data_regression, t
     assert builder.foundation_model.base.attributes.get("source") == "aiida-mofmlp small MOF foundation"
     assert len(builder.training.train.train.replay_set) > 0  # the shipped replay sample: multihead for real
     data_regression.check(data, basename=f"{name}_builder")
+
+
+def test_model_card_table_has_a_row_per_quantity_and_a_column_per_model():
+    from aiida_mofmlp.cli.demo import card_table
+
+    card = {
+        "models": {
+            "fine_tuned": {"bulk_modulus": 12.5, "npt_stable": True},
+            "foundation": {"bulk_modulus": None},
+        },
+        "quantities": ["bulk_modulus", "npt_stable"],
+        "units": {"bulk_modulus": "GPa", "npt_stable": ""},
+    }
+    header, bulk, stable = card_table(card)
+    assert header.split()[1:] == ["fine_tuned", "foundation", "unit"]
+    assert bulk.split() == ["bulk_modulus", "12.5", "-", "GPa"]
+    assert stable.split() == ["npt_stable", "True", "-"]
