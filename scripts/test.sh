@@ -13,5 +13,7 @@ printf '\n==> layer contract (import-linter: imports only run down the layers; e
 "$VENV/bin/lint-imports"
 printf '\n==> docs (Sphinx, warnings are errors)\n'
 "$VENV/bin/sphinx-build" -q -W -b html docs/source docs/build/html
+printf '\n==> services the tests start themselves need installed: headless Chromium for the app'"'"'s browser test\n'
+bash "$ROOT/scripts/browser.sh"
 printf '\n==> pytest (temporary AiiDA profile; real CP2K, RASPA, LAMMPS and MACE on tiny systems)\n'
 OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest -ra --durations=15 "$@"

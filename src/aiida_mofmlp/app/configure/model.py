@@ -1,0 +1,355 @@
+"""Configure step: guest, loadings, temperatures, protocol, foundation model, trust, ensemble, properties,
+codes and resources per stage.
+
+:meth:`ConfigureModel.validate` returns the messages the work chains' validators would give, before any
+job runs; :meth:`overrides`, :meth:`options` and :meth:`codes` are the arguments of
+``ActiveLearningWorkChain.get_builder_from_protocol``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import traitlets as tl
+
+from aiida_mofmlp.app.messages import readable_error
+
+#: stages of the loop with a code and CalcJob options (the keys of get_builder_from_protocol's ``options``)
+STAGES = ("xtb", "cp2k", "raspa", "train", "md", "deviation")
+#: what each stage does, for the view
+STAGE_LABELS = {
+    "xtb": "GFN1-xTB labels (tblite)",
+    "cp2k": "CP2K labels",
+    "raspa": "RASPA guest snapshots",
+    "train": "MACE fine-tuning",
+    "md": "LAMMPS+MACE MD",
+    "deviation": "ensemble deviation",
+}
+#: packaged size presets (workflows/protocols/overrides) a user can start from
+SIZE_PRESETS = {"protocol": None, "demo": "demo", "tiny": "tiny"}
+#: property work chains offered when their entry point loads (label -> entry point)
+PROPERTY_WORKFLOWS = {
+    "adsorption": "mofmlp.properties.adsorption",
+    "diffusion": "mofmlp.properties.diffusion",
+    "thermal expansion": "mofmlp.properties.thermal_expansion",
+    "melt-quench": "mofmlp.properties.melt_quench",
+    "phonons": "mofmlp.properties.phonons",
+    "model card": "mofmlp.properties.model_card",
+}
+SHIPPED_FOUNDATION = "shipped small MOF foundation"
+
+
+def available_properties() -> dict[str, str]:
+    """The property work chains whose entry point loads (label -> entry point)."""
+    from aiida.plugins import WorkflowFactory
+
+    found = {}
+    for label, entry_point in PROPERTY_WORKFLOWS.items():
+        try:
+            WorkflowFactory(entry_point)
+        except Exception:  # not written yet, or broken: not offered
+            continue
+        found[label] = entry_point
+    return found
+
+
+def protocols() -> dict[str, str]:
+    """ActiveLearningWorkChain's protocols with their descriptions."""
+    from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
+
+    return {
+        name: info["description"] for name, info in ActiveLearningWorkChain.get_available_protocols().items()
+    }
+
+
+def builtin_guests() -> list[str]:
+    from aiida_mofmlp.data.guest import BUILTIN_GUESTS
+
+    return list(BUILTIN_GUESTS)
+
+
+def parse_numbers(text: str, kind: type = float) -> list:
+    """``"1, 4 8"`` -> [1, 4, 8]; ValueError naming the bad item."""
+    values = []
+    for item in text.replace(",", " ").split():
+        try:
+            values.append(kind(item))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a {'whole number' if kind is int else 'number'}") from None
+    return values
+
+
+def stored_models(limit: int = 50) -> list[tuple[str, int]]:
+    """(description, pk) of the newest MaceModelData nodes of the profile."""
+    from aiida import orm
+
+    from aiida_mofmlp.data.mace_model import MaceModelData
+
+    query = orm.QueryBuilder().append(
+        MaceModelData, project=["id", "attributes.filename", "attributes.species"]
+    )
+    query.order_by({MaceModelData: {"ctime": "desc"}}).limit(limit)
+    return [(f"<{pk}> {name} ({', '.join(species or [])})", pk) for pk, name, species in query.all()]
+
+
+class ConfigureModel(tl.HasTraits):
+    """The user's choices for one active-learning run (all plain values; nodes are made on demand)."""
+
+    guest = tl.Unicode("CO2")  # a built-in guest, or "" for the empty framework
+    loadings = tl.Unicode("1")  # guests per cell, e.g. "1, 4, 8"
+    temperatures = tl.Unicode("300")  # K
+    protocol = tl.Unicode("fast")
+    size_preset = tl.Unicode(
+        "protocol"
+    )  # SIZE_PRESETS key: the protocol's sizes or a packaged overrides file
+    foundation = tl.Unicode(SHIPPED_FOUNDATION)  # SHIPPED_FOUNDATION, "pk:<n>" or "file:<path>"
+    trust_lo = tl.Float(0.06)  # eV/Å
+    trust_hi = tl.Float(0.24)  # eV/Å
+    ensemble_size = tl.Int(2)
+    max_iterations = tl.Int(3)
+    labelling_engine = tl.Unicode("xtb")
+    properties = tl.List(tl.Unicode())  # labels of PROPERTY_WORKFLOWS run on the final ensemble
+    code_labels = tl.Dict()  # stage -> code label (default: the codes of `aiida-mofmlp setup`)
+    machines = tl.Dict()  # stage -> number of machines (0: the protocol's)
+    mpiprocs = tl.Dict()  # stage -> MPI processes per machine (0: the protocol's)
+    walltime = tl.Dict()  # stage -> max wallclock seconds (0: the protocol's)
+
+    def __init__(self, **kwargs):
+        from aiida_mofmlp.common.codes import code_label
+
+        super().__init__(**kwargs)
+        if not self.code_labels:
+            self.code_labels = {stage: code_label(stage) for stage in STAGES}
+        self.machines = {stage: 0 for stage in STAGES} | dict(self.machines)
+        self.mpiprocs = {stage: 0 for stage in STAGES} | dict(self.mpiprocs)
+        self.walltime = {stage: 0 for stage in STAGES} | dict(self.walltime)
+        self.apply_preset(self.size_preset)
+
+    # --- presets ------------------------------------------------------------------------------------
+    def apply_preset(self, preset: str) -> None:
+        """Fill loadings, temperatures, trust and sizes from protocol + packaged overrides ``preset``."""
+        from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
+
+        if preset not in SIZE_PRESETS:
+            raise ValueError(f"size preset {preset!r} is not known; valid: {', '.join(SIZE_PRESETS)}")
+        self.size_preset = preset
+        inputs = ActiveLearningWorkChain.get_protocol_inputs(self.protocol, self._preset_overrides())
+        params = inputs["parameters"]
+        self.loadings = ", ".join(str(n) for n in params["loadings"]) or (self.loadings if self.guest else "")
+        self.temperatures = ", ".join(f"{t:g}" for t in params["temperatures"])
+        self.trust_lo, self.trust_hi = float(params["trust"]["lo"]), float(params["trust"]["hi"])
+        self.max_iterations = int(params["max_iterations"])
+        self.labelling_engine = params["labelling"].get("engine", "cp2k")
+        mace = (inputs.get("mace") or {}).get("ensemble_size")
+        if mace is None:
+            from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
+
+            stage = params["stages"].get("mace")
+            mace = EnsembleTrainingWorkChain.get_protocol_inputs(stage)["ensemble_size"]
+        self.ensemble_size = int(mace)
+
+    def _preset_overrides(self) -> dict:
+        from aiida_mofmlp.workflows.protocols.utils import load_overrides, packaged_overrides_path
+
+        name = SIZE_PRESETS.get(self.size_preset)
+        return load_overrides(packaged_overrides_path(name)) if name else {}
+
+    # --- builder arguments --------------------------------------------------------------------------
+    def overrides(self) -> dict:
+        """get_builder_from_protocol's ``overrides``: the preset's file with the user's choices on top."""
+        from aiida_mofmlp.common.protocols import deep_merge
+
+        choices = {
+            "parameters": {
+                "loadings": parse_numbers(self.loadings, int) if self.guest else [],
+                "temperatures": parse_numbers(self.temperatures),
+                "trust": {"lo": float(self.trust_lo), "hi": float(self.trust_hi)},
+                "max_iterations": int(self.max_iterations),
+                "labelling": {"engine": self.labelling_engine},
+            },
+            "mace": {"ensemble_size": int(self.ensemble_size)},
+        }
+        return deep_merge(self._preset_overrides(), choices)
+
+    def options(self) -> dict:
+        """get_builder_from_protocol's ``options``: resources and walltime per stage (0: the protocol's)."""
+        options = {}
+        for stage in self.needed_stages():
+            stage_options = {}
+            resources = {
+                key: int(values[stage])
+                for key, values in (
+                    ("num_machines", self.machines),
+                    ("num_mpiprocs_per_machine", self.mpiprocs),
+                )
+                if int(values[stage]) > 0
+            }
+            if resources:
+                stage_options["resources"] = resources
+            if int(self.walltime[stage]) > 0:
+                stage_options["max_wallclock_seconds"] = int(self.walltime[stage])
+            if stage_options:
+                options[stage] = stage_options
+        return options
+
+    def needed_stages(self) -> list[str]:
+        """Stages the run uses: the labelling engine, RASPA when there is a guest, training, MD, deviation."""
+        stages = [self.labelling_engine]
+        if self.guest:
+            stages.append("raspa")
+        return [*stages, "train", "md", "deviation"]
+
+    def codes(self) -> dict:
+        """Code nodes per needed stage (NotExistent and friends propagate; see :meth:`validate`)."""
+        from aiida import orm
+
+        return {stage: orm.load_code(self.code_labels[stage]) for stage in self.needed_stages()}
+
+    def guest_node(self):
+        from aiida_mofmlp.data.guest import GuestMoleculeData
+
+        return GuestMoleculeData.builtin(self.guest) if self.guest else None
+
+    def foundation_node(self):
+        """The foundation MaceModelData (stored): the shipped one, a stored node, or an uploaded file."""
+        from aiida import orm
+
+        from aiida_mofmlp.data.mace_model import MaceModelData
+
+        if self.foundation == SHIPPED_FOUNDATION:
+            return MaceModelData.small_mof_foundation()
+        kind, _, value = self.foundation.partition(":")
+        if kind == "pk":
+            node = orm.load_node(int(value))
+            if not isinstance(node, MaceModelData):
+                raise ValueError(
+                    f"foundation model: node {value} is a {type(node).__name__}, not a MaceModelData"
+                )
+            return node
+        if kind == "file":
+            return MaceModelData.get_or_create(value)
+        raise ValueError(
+            f"foundation model {self.foundation!r}: give {SHIPPED_FOUNDATION!r}, 'pk:<n>' or 'file:<path>'"
+        )
+
+    def replay_set(self):
+        """The shipped foundation's replay sample when fine-tuning it (multihead replay), else None."""
+        if self.foundation != SHIPPED_FOUNDATION:
+            return None
+        from aiida_mofmlp.data.foundation import small_mof_foundation_replay
+
+        return small_mof_foundation_replay()
+
+    # --- validation ---------------------------------------------------------------------------------
+    def validate(self, elements: Iterable[str] = ()) -> list[str]:
+        """Messages naming the input, the bad value and what would be valid (empty: ready to submit).
+
+        ``elements``: the framework's elements, checked with the guest's against the foundation model.
+        """
+        messages = []
+        if self.protocol not in protocols():
+            messages.append(f"protocol {self.protocol!r} is not known; valid: {', '.join(protocols())}")
+        if self.guest and self.guest not in builtin_guests():
+            messages.append(
+                f"guest {self.guest!r} is not a built-in guest; valid: {', '.join(builtin_guests())}"
+            )
+        messages += self._number_messages()
+        if not 0 < self.trust_lo < self.trust_hi:
+            messages.append(
+                f"trust window: need 0 < lo < hi (eV/Å), got lo={self.trust_lo}, hi={self.trust_hi}"
+            )
+        if self.ensemble_size < 2:
+            messages.append(
+                f"ensemble size {self.ensemble_size}: the deviation needs at least 2 models; valid: 2 or more"
+            )
+        if self.max_iterations < 1:
+            messages.append(f"iterations {self.max_iterations}: valid: 1 or more")
+        messages += self._resource_messages()
+        messages += self._code_messages()
+        messages += self._model_messages(set(elements))
+        return messages
+
+    def _number_messages(self) -> list[str]:
+        messages = []
+        try:
+            loadings = parse_numbers(self.loadings, int)
+            if self.guest and (not loadings or min(loadings) < 1):
+                messages.append(
+                    f"loadings {self.loadings!r}: give positive whole numbers of {self.guest} per cell, "
+                    "e.g. 1, 4"
+                )
+            if len(set(loadings)) != len(loadings):
+                messages.append(f"loadings {self.loadings!r} has duplicates")
+        except ValueError as error:
+            messages.append(
+                f"loadings {self.loadings!r}: {error}; give whole numbers of guests per cell, e.g. 1, 4"
+            )
+        try:
+            temperatures = parse_numbers(self.temperatures)
+            if not temperatures or min(temperatures) <= 0:
+                messages.append(
+                    f"temperatures {self.temperatures!r}: give positive temperatures in K, e.g. 300"
+                )
+        except ValueError as error:
+            messages.append(
+                f"temperatures {self.temperatures!r}: {error}; give temperatures in K, e.g. 300, 500"
+            )
+        return messages
+
+    def _resource_messages(self) -> list[str]:
+        messages = []
+        for stage in self.needed_stages():
+            for name, values, minimum in (
+                ("machines", self.machines, 1),
+                ("MPI processes", self.mpiprocs, 1),
+                ("walltime (s)", self.walltime, 60),
+            ):
+                value = values.get(stage)
+                if not isinstance(value, int) or isinstance(value, bool) or (value != 0 and value < minimum):
+                    messages.append(
+                        f"{STAGE_LABELS[stage]}: {name} = {value!r}; valid: 0 (the protocol's) or a whole "
+                        f"number >= {minimum}"
+                    )
+        return messages
+
+    def _code_messages(self) -> list[str]:
+        from aiida import orm
+        from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+        messages = []
+        for stage in self.needed_stages():
+            label = self.code_labels.get(stage, "")
+            try:
+                orm.load_code(label)
+            except (NotExistent, MultipleObjectsError, ValueError) as error:
+                messages.append(
+                    f"{STAGE_LABELS[stage]}: code {label!r} not found in this profile "
+                    f"({type(error).__name__}); "
+                    "run `aiida-mofmlp setup` or choose an existing code"
+                )
+        return messages
+
+    def _model_messages(self, elements: set[str]) -> list[str]:
+        try:
+            model = self.foundation_node()
+        except Exception as error:
+            return [readable_error(error, "loading the foundation model")]
+        species = set(model.species or [])
+        if not species:
+            return []
+        messages = []
+        guest = self.guest_node() if self.guest in builtin_guests() else None
+        if guest is not None:
+            missing = sorted(set(guest.symbols) - species)
+            if missing:
+                messages.append(
+                    f"guest {self.guest}: the foundation model does not describe {missing} (it knows "
+                    f"{sorted(species)}); choose another guest or a foundation model covering these elements"
+                )
+        missing = sorted(elements - species)
+        if missing:
+            messages.append(
+                f"framework: the foundation model does not describe {missing} (it knows {sorted(species)}); "
+                "choose a foundation model covering every element"
+            )
+        return messages

@@ -1,0 +1,153 @@
+"""Structure step: a CIF (uploaded, or from RASPA2's framework library) or a stored StructureData.
+
+Intake (:func:`aiida_mofmlp.tools.intake.load_cif`) runs on every choice; its errors and warnings are kept
+as readable lines, and a too-small cell offers the suggested supercell.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+
+import traitlets as tl
+
+from aiida_mofmlp.app.messages import readable_error
+
+
+def raspa_framework_folder() -> Path | None:
+    """RASPA2's folder of framework CIFs, or None when RASPA2 is not installed."""
+    try:
+        import RASPA2
+    except ImportError:
+        return None
+    folder = Path(RASPA2.__file__).parent / "share" / "raspa" / "structures" / "cif"
+    return folder if folder.is_dir() else None
+
+
+def raspa_frameworks() -> list[str]:
+    """Names of RASPA2's framework CIFs (without ``.cif``), sorted."""
+    folder = raspa_framework_folder()
+    return sorted(path.stem for path in folder.glob("*.cif")) if folder else []
+
+
+def stored_structures(limit: int = 50) -> list[tuple[str, int]]:
+    """(description, pk) of the newest StructureData nodes of the profile."""
+    from aiida import orm
+
+    query = orm.QueryBuilder().append(orm.StructureData, project=["id", "label", "ctime", "attributes.kinds"])
+    query.order_by({orm.StructureData: {"ctime": "desc"}}).limit(limit)
+    rows = []
+    for pk, label, ctime, _ in query.all():
+        rows.append((f"<{pk}> {label or 'structure'} ({ctime:%Y-%m-%d %H:%M})", pk))
+    return rows
+
+
+class StructureModel(tl.HasTraits):
+    """The framework chosen for the run and what intake said about it."""
+
+    structure = tl.Any(None, allow_none=True)  # orm.StructureData (unstored until submission)
+    source = tl.Unicode("")  # where it came from: file name, RASPA2 name or node pk
+    errors = tl.List(tl.Unicode())
+    warnings = tl.List(tl.Unicode())
+    suggested_supercell = tl.List(tl.Int(), default_value=[])  # repeat fixing a too-small cell
+    r_cut = tl.Float(0.0)  # Å the cell must hold (0: no check)
+    summary = tl.Unicode("")
+
+    _cif_path: Path | None = None
+
+    # --- choices ------------------------------------------------------------------------------------
+    def load_upload(self, name: str, content: bytes) -> bool:
+        """Intake of an uploaded CIF (file ``name``, bytes ``content``); True when accepted."""
+        folder = Path(tempfile.mkdtemp(prefix="mofmlp-upload-"))
+        path = folder / Path(name).name
+        path.write_bytes(bytes(content))
+        return self.load_cif_file(path)
+
+    def load_raspa_framework(self, name: str) -> bool:
+        """Intake of RASPA2's framework ``name``.cif; True when accepted."""
+        folder = raspa_framework_folder()
+        path = folder / f"{name}.cif" if folder else None
+        if path is None or not path.is_file():
+            self._fail(name, [f"RASPA2 has no framework {name!r}; valid: one of its CIF library's names"])
+            return False
+        return self.load_cif_file(path)
+
+    def load_stored(self, pk: int) -> bool:
+        """A StructureData already in the profile, checked by intake's structure checks."""
+        from aiida import orm
+
+        from aiida_mofmlp.tools.intake import check_structure
+
+        try:
+            node = orm.load_node(int(pk))
+        except Exception as error:
+            self._fail(f"node {pk}", [readable_error(error, f"loading node {pk}")])
+            return False
+        if not isinstance(node, orm.StructureData):
+            self._fail(f"node {pk}", [f"node {pk} is a {type(node).__name__}, not a StructureData"])
+            return False
+        report = check_structure(node.get_ase(), self.r_cut or None)
+        self._cif_path = None
+        self._accept_report(
+            f"StructureData<{pk}>", node if report.ok else None, report.errors, report.warnings
+        )
+        self.suggested_supercell = list(report.supercell or [])
+        return report.ok
+
+    def load_cif_file(self, path: str | Path, supercell: tuple[int, int, int] | None = None) -> bool:
+        """Intake of the CIF at ``path`` (repeated by ``supercell``); True when accepted."""
+        from aiida_mofmlp.tools.intake import StructureIntakeError, load_cif
+
+        path = Path(path)
+        self._cif_path = path
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                structure, issues = load_cif(path, r_cut=self.r_cut or None, supercell=supercell)
+        except StructureIntakeError as error:
+            supercell_fix = [issue.details.get("supercell") for issue in error.issues]
+            self._accept_report(path.name, None, error.issues, [])
+            self.suggested_supercell = next((list(fix) for fix in supercell_fix if fix), [])
+            return False
+        except Exception as error:  # e.g. an unreadable file that the CIF tokenizer chokes on
+            self._fail(path.name, [readable_error(error, f"reading {path.name}")])
+            return False
+        self._accept_report(path.name, structure, [], issues)
+        self.suggested_supercell = []
+        return True
+
+    def apply_suggested_supercell(self) -> bool:
+        """Reload the last CIF repeated by the suggested supercell (the one-click fix)."""
+        if not self.suggested_supercell or self._cif_path is None:
+            return False
+        return self.load_cif_file(self._cif_path, supercell=tuple(self.suggested_supercell))
+
+    # --- state --------------------------------------------------------------------------------------
+    def _fail(self, source: str, errors: list[str]) -> None:
+        self.structure = None
+        self.source = source
+        self.warnings = []
+        self.suggested_supercell = []
+        self.errors = errors
+        self.summary = ""
+
+    def _accept_report(self, source: str, structure, errors, warnings_) -> None:
+        self.source = source
+        self.errors = [str(issue) for issue in errors]
+        self.warnings = [str(issue) for issue in warnings_]
+        self.structure = structure
+        if structure is None:
+            self.summary = ""
+            return
+        atoms = structure.get_ase()
+        lengths = ", ".join(f"{length:.2f}" for length in atoms.cell.lengths())
+        self.summary = (
+            f"{source}: {structure.get_formula()} ({len(atoms)} atoms), cell lengths {lengths} Å, "
+            f"volume {atoms.cell.volume:.1f} Å^3"
+        )
+
+    @property
+    def elements(self) -> set[str]:
+        """Chemical elements of the chosen structure (empty without one)."""
+        return set(self.structure.get_symbols_set()) if self.structure is not None else set()

@@ -1,0 +1,154 @@
+"""Fixtures of the app's browser test: the test profile with a broker and a daemon, the app served by
+scripts/app.sh (Voila), and Debian's Chromium driven by Selenium through /usr/bin/chromedriver."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = Path("/usr/bin/chromium")
+
+#: ipywidgets' FileUpload opens the operating system's file dialog from a file input that is never put in
+#: the page, and a browser test cannot drive that dialog. This script, run before the page's own, puts such
+#: an input into the page (hidden) when it is clicked, marked ``data-test-picker``, instead of opening the
+#: dialog; Selenium then gives it the file, which fires the widget's own change handler.
+FILE_PICKER_SHIM = """
+(() => {
+  const nativeClick = HTMLInputElement.prototype.click;
+  HTMLInputElement.prototype.click = function () {
+    if (this.type !== 'file') { return nativeClick.apply(this, arguments); }
+    if (!this.isConnected) { this.style.display = 'none'; document.body.appendChild(this); }
+    const marked = document.querySelectorAll('input[data-test-picker]');
+    marked.forEach((e) => e.removeAttribute('data-test-picker'));
+    this.setAttribute('data-test-picker', '1');
+  };
+})();
+"""
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    """This process' environment with the virtual environment's ``bin`` first on PATH (the daemon runs
+    ``verdi`` from PATH) and ``extra`` added."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+
+
+def _verdi(profile: str, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    verdi = str(Path(sys.executable).parent / "verdi")
+    result = subprocess.run(
+        [verdi, "-p", profile, *args], capture_output=True, text=True, timeout=timeout, env=_environment()
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"`verdi -p {profile} {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"scripts/app.sh exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"Voila did not listen on port {port} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def daemon_profile(aiida_profile, finished_al_run):
+    """The test profile (holding the finished run) with RabbitMQ as broker and a running daemon.
+
+    Module scope: after the browser test the daemon is stopped and the profile has no broker again, as the
+    other tests expect.
+    """
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "broker.sh")], check=True, capture_output=True, timeout=180
+    )
+    name = aiida_profile.name
+    _verdi(name, "profile", "configure-broker", "core.rabbitmq", "-n", "-f", name)
+    _verdi(name, "daemon", "start", "1", timeout=180)
+    yield name
+    _verdi(name, "daemon", "stop", check=False, timeout=180)
+    _verdi(name, "profile", "configure-broker", "none", "-f", name, check=False)
+
+
+@pytest.fixture
+def daemon_verdi(daemon_profile):
+    """Run ``verdi -p <test profile> ...`` (no check); the CompletedProcess."""
+    return lambda *args: _verdi(daemon_profile, *args, check=False)
+
+
+@pytest.fixture(scope="module")
+def app_url(daemon_profile, artifacts_dir):
+    """The app served by ``scripts/app.sh`` (serve only: the fixture made profile and daemon)."""
+    port = _free_port()
+    env = _environment(
+        MOFMLP_APP_SKIP_SETUP="1",
+        MOFMLP_PROFILE=daemon_profile,
+        MOFMLP_APP_PORT=str(port),
+        OMP_NUM_THREADS="1",
+    )
+    log = (artifacts_dir / "voila.log").open("w")
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "app.sh")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    try:
+        _wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture
+def browser(artifacts_dir):
+    """Headless Chromium (Debian package) through /usr/bin/chromedriver: nothing is downloaded."""
+    if not (CHROMEDRIVER.exists() and shutil.which("chromium")):
+        pytest.fail("Chromium/chromedriver are not installed: run `bash scripts/browser.sh`")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1600"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": FILE_PICKER_SHIM})
+    driver.set_page_load_timeout(300)
+    yield driver
+    driver.quit()
