@@ -116,6 +116,10 @@ class MdPropertyWorkChain(ProtocolMixin, PropertyTrustMixin, WorkChain):
         builder.md.timestep_factor = orm.Float(md["timestep_factor"])
         builder.md.min_timestep_fs = orm.Float(md["min_timestep_fs"])
 
+    def run_trust_step(self):
+        """The ensemble's trust on every trajectory the MD steps put in ``ctx.trajectories``."""
+        return self.run_trust(self.ctx.trajectories)
+
     @staticmethod
     def models_dict(models) -> dict:
         """``models`` (a list or a dict of MaceModelData) as ``{"model_<i>": node}``."""
@@ -231,9 +235,6 @@ class DiffusionWorkChain(MdPropertyWorkChain):
         elif len(results) >= 2:
             self.report("Arrhenius fit skipped: fewer than two temperatures with D > 0")
         return None
-
-    def run_trust_step(self):
-        return self.run_trust(self.ctx.trajectories)
 
     @classmethod
     def get_builder_from_protocol(

@@ -283,9 +283,6 @@ class MeltQuenchWorkChain(MdPropertyWorkChain):
             return self.exit_codes.ERROR_NOT_MELTED.format(detail=detail)
         return None
 
-    def run_trust_step(self):
-        return self.run_trust(self.ctx.trajectories)
-
     @classmethod
     def get_builder_from_protocol(
         cls,

@@ -196,9 +196,6 @@ class ThermalExpansionWorkChain(MdPropertyWorkChain):
                 return self.exit_codes.ERROR_ANALYSIS_FAILED.format(label="vdos", detail=str(error))
         return None
 
-    def run_trust_step(self):
-        return self.run_trust(self.ctx.trajectories)
-
     @classmethod
     def get_builder_from_protocol(
         cls,
