@@ -67,6 +67,11 @@ def test_two_iterations_run_to_the_end_with_outputs(finished_al_run):
     assert [row["iteration"] for row in table["rows"]] == [0, 1, 2]
     assert table["converged"] is False and table["n_iterations"] == 2
     history = node.outputs.history
+    # the table of the iterations so far after every iteration (what a killed run leaves behind)
+    for last in (0, 1, 2):
+        running = history[f"iterations_{last:02d}"].get_dict()["rows"]
+        assert [row["iteration"] for row in running] == list(range(last + 1))
+        assert running == table["rows"][: last + 1]
     first, second = history.training_set_00, history.training_set_01
     row1 = table["rows"][1]
     assert row1["n_labelled"] >= 1 and len(second) == len(first) + row1["n_labelled"]
@@ -131,6 +136,10 @@ def test_restart_continues_from_the_outputs_without_new_labels(finished_al_run):
     assert not any(label.startswith("train_iteration_02") for label in called)  # models reused
     assert any(label.startswith("label_iteration_02") for label in called)  # only the new candidates
     assert not any(label.startswith("label_iteration_00") or label == "raspa_snapshots" for label in called)
-    rows = node.outputs.iterations.get_dict()["rows"]
-    assert [row["iteration"] for row in rows] == [2, 3]
+    table = node.outputs.iterations.get_dict()
+    # the earlier rows head the table (iteration 2 is the restart's own); the running tables agree
+    assert [row["iteration"] for row in table["rows"]] == [0, 1, 2, 3]
+    assert [bool(row.get("previous_run")) for row in table["rows"]] == [True, True, False, False]
+    assert table["continues"] == previous.outputs.iterations.uuid
+    assert node.outputs.history.iterations_03.get_dict()["rows"] == table["rows"]
     assert len(node.outputs.training_set) > len(previous.outputs.training_set)

@@ -327,6 +327,29 @@ def test_tabulate_iterations_fills_rows_from_the_decisions(aiida_profile):
     assert result["units"] == {"sigma": "eV/Angstrom", "valid_mae_f": "eV/Angstrom"}
 
 
+def test_tabulate_iterations_of_a_restart_is_headed_by_the_earlier_rows(aiida_profile):
+    settings = orm.Dict({"trust": {"lo": 0.06, "hi": 0.24}, "converged_fraction": 0.5})
+    earlier = [
+        {"iteration": 0, "n_selected": 4},
+        {"iteration": 1, "n_training": 4, "converged": False},
+        {"iteration": 2, "n_training": 6, "converged": False},  # killed before iteration 2 finished
+    ]
+    previous = alf.tabulate_iterations(orm.List(earlier[:2]), settings)
+    rows = [{"iteration": 2, "n_training": 6, "converged": True}]
+    table = alf.tabulate_iterations(orm.List(rows), settings, previous=previous).get_dict()
+    assert [row["iteration"] for row in table["rows"]] == [0, 1, 2]
+    assert [row.get("previous_run", False) for row in table["rows"]] == [True, True, False]
+    assert table["rows"][2]["converged"] is True and table["converged"] is True
+    assert table["n_iterations"] == 2 and table["continues"] == previous.uuid
+    # a second restart keeps the first run's rows and the marks
+    again = alf.tabulate_iterations(orm.List([{"iteration": 3}]), settings, previous=orm.Dict(table))
+    assert [row["iteration"] for row in again.get_dict()["rows"]] == [0, 1, 2, 3]
+    # the restart's own rows win over a previous row of the same iteration
+    overlap = alf.tabulate_iterations(orm.List(earlier[1:2]), settings, previous=previous).get_dict()
+    assert [row["iteration"] for row in overlap["rows"]] == [0, 1]
+    assert "previous_run" not in overlap["rows"][1]
+
+
 def test_loop_defaults_and_protocols_come_from_the_protocol_file():
     from aiida_mofmlp.workflows.active_learning.settings import default_parameters, override_keys
 

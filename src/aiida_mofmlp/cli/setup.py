@@ -66,7 +66,9 @@ def ensure_localhost(label: str = COMPUTER_LABEL):
             "aiida-mofmlp setup needs a core.local computer of that name (or pass another --computer)"
         )
     if not computer.is_configured:
-        computer.configure()
+        # no login shell: the codes are absolute paths, and sourcing the profile files for every job costs
+        # time (a stale `pyenv rehash` lock there made each job wait a minute on this machine)
+        computer.configure(use_login_shell=False)
     return computer
 
 

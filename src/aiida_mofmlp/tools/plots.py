@@ -223,10 +223,13 @@ def _iteration_rows(source) -> tuple[list[dict], dict]:
     """Rows and the whole table of a run's ``iterations`` output (or a given table / row list)."""
     from aiida import orm
 
+    from aiida_mofmlp.workflows.active_learning.builders import latest_iteration_table
+
     if isinstance(source, orm.ProcessNode):
-        if "iterations" not in source.outputs:
-            raise ValueError(f"{source.process_label}<{source.pk}> has no `iterations` output (yet)")
-        table = source.outputs.iterations.get_dict()
+        node = latest_iteration_table(source)
+        if node is None:
+            raise ValueError(f"{source.process_label}<{source.pk}> has no iteration table (yet)")
+        table = node.get_dict()
     elif isinstance(source, orm.Dict):
         table = source.get_dict()
     elif isinstance(source, Mapping):

@@ -28,6 +28,8 @@ from typing import Any
 from aiida import orm
 from aiida.common.links import LinkType
 
+from aiida_mofmlp.workflows.active_learning.builders import latest_iteration_table
+
 __all__ = [
     "AL_PROCESS_TYPE",
     "STATUSES",
@@ -290,25 +292,31 @@ def list_runs(
     return rows
 
 
-def iteration_table(run: int | str | orm.Node) -> list[dict[str, Any]]:
-    """The run's iteration rows (columns :data:`ITERATION_COLUMNS`; per-loading numbers left out)."""
-    run = load_run(run)
-    if "iterations" not in run.outputs:
+def _iteration_rows(run: orm.Node) -> list[dict[str, Any]]:
+    """The rows of the run's iteration table: the final one, or the one of its last finished iteration."""
+    table = latest_iteration_table(run)
+    if table is None:
         raise QueryError(
-            f"run <{run.pk}> has no `iterations` output (status {process_status(run)}); the table is "
-            "written when the run ends"
+            f"run <{run.pk}> has no iteration table yet (status {process_status(run)}); it is written after "
+            "every iteration"
         )
-    rows = run.outputs.iterations.get_dict().get("rows", [])
+    return table.get_dict().get("rows", [])
+
+
+def iteration_table(run: int | str | orm.Node) -> list[dict[str, Any]]:
+    """The run's iteration rows (columns :data:`ITERATION_COLUMNS`; per-loading numbers left out).
+
+    While the run goes on (or after it was killed) the rows of the iterations finished so far; a restarted
+    run's table begins with the rows of the run it continues.
+    """
+    rows = _iteration_rows(load_run(run))
     return [{column: row.get(column) for column in ITERATION_COLUMNS} for row in rows]
 
 
 def per_loading_table(run: int | str | orm.Node) -> list[dict[str, Any]]:
     """One row per (iteration, loading) from the rows' ``per_loading`` numbers."""
-    run = load_run(run)
-    if "iterations" not in run.outputs:
-        raise QueryError(f"run <{run.pk}> has no `iterations` output (status {process_status(run)})")
     table = []
-    for row in run.outputs.iterations.get_dict().get("rows", []):
+    for row in _iteration_rows(load_run(run)):
         for loading, numbers in sorted(
             (row.get("per_loading") or {}).items(), key=lambda item: float(item[0])
         ):

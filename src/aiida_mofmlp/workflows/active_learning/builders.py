@@ -193,12 +193,23 @@ def builder_from_protocol(
     return builder
 
 
+def latest_iteration_table(run: orm.WorkflowNode) -> orm.Dict | None:
+    """The run's ``iterations`` table; while it runs, or after a kill, its last ``history.iterations_XX``."""
+    if "iterations" in run.outputs:
+        return run.outputs.iterations
+    history = run.outputs.history if "history" in run.outputs else {}
+    tables = sorted(key for key in history if key.startswith("iterations_"))
+    return history[tables[-1]] if tables else None
+
+
 def builder_restart(previous: orm.WorkflowNode, overrides: dict | None = None):
     """A builder continuing ``previous`` (failed, killed or unconverged) from its last training set.
 
     The last ``history.training_set_XX`` becomes ``initial_training_set``; the ensemble trained on it
     (``history.models_YY`` with YY = XX + 1), when present, becomes ``initial_models``; no label is
-    recomputed. ``overrides`` (loop parameters) are deep-merged, e.g. ``{"max_iterations": 8}``.
+    recomputed. The iteration table of ``previous`` (:func:`latest_iteration_table`) becomes
+    ``previous_iterations``, so the new run's table carries the earlier rows. ``overrides`` (loop parameters)
+    are deep-merged, e.g. ``{"max_iterations": 8}``.
     """
     history = previous.outputs.history if "history" in previous.outputs else {}
     sets = sorted(key for key in history if key.startswith("training_set_"))
@@ -215,6 +226,11 @@ def builder_restart(previous: orm.WorkflowNode, overrides: dict | None = None):
     params["max_iterations"] = max(int(params["max_iterations"]), params["first_iteration"])
     builder.parameters = orm.Dict(params)
     builder.initial_training_set = history[sets[-1]]
+    table = latest_iteration_table(previous)
+    if table is not None:
+        builder.previous_iterations = table
+    elif "previous_iterations" in builder:
+        del builder["previous_iterations"]
     models_key = f"models_{last + 1:02d}"
     if models_key in history:
         builder.initial_models = dict(history[models_key].items())

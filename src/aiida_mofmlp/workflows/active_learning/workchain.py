@@ -106,6 +106,13 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             "chains: joined to the pool of the initial selection, or (no initial SOAP selection: initial "
             "sampling off or strategy aimd_flat_histogram) to the explored frames of the first iteration.",
         )
+        spec.input(
+            "previous_iterations",
+            valid_type=orm.Dict,
+            required=False,
+            help="The iteration table of the run this one continues (set by get_builder_restart): its rows "
+            "before this run's first iteration head this run's `iterations`.",
+        )
         spec.expose_inputs(
             LabellingWorkChain,
             namespace="labelling",
@@ -222,7 +229,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             "history",
             dynamic=True,
             help="Per-iteration nodes: training_set_XX, explored_XX, deviation_XX, convergence_XX, "
-            "selection_XX, map_XX, models_XX.model_k, starting_frames, pool_00; temperature_ramp also "
+            "selection_XX, map_XX, models_XX.model_k, iterations_XX (the table so far), starting_frames, "
+            "pool_00; temperature_ramp also "
             "displaced_XX (the copies its NPT runs start from) and trust_XX (the sigma_max summary).",
         )
         spec.exit_code(
@@ -686,6 +694,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         """Training set 0 and the starting frame of every loading; first iteration number."""
         if self.should_sample_initially():
             self.ctx.rows.append(self.ctx.row)
+            self._out_history("iterations_00", self._tabulate())
         if self.ctx.starting_frames is None:
             kwargs = {"training_set": self.ctx.training_set}
             if "guest" in self.inputs:
@@ -931,6 +940,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f"{'converged' if row.get('converged') else 'not converged'}"
             + (f" (ramp at {row['temperature_K']:g} K)" if "temperature_K" in row else "")
         )
+        self._out_history(f"iterations_{self._tag()}", self._tabulate())
         self.ctx.iteration += 1
 
     # --- final validation ----------------------------------------------------------------------------
@@ -1028,6 +1038,15 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self.report(f"the foundation's validation deviation failed: {reference.exit_message}")
         return None
 
+    def _tabulate(self) -> orm.Dict:
+        """The iteration table of the rows so far (a calcfunction), headed by ``previous_iterations``."""
+        settings = {key: self.ctx.params[key] for key in ("trust", "converged_fraction")}
+        settings.update({"strategy": self.ctx.strategy, "stop_rule": STOP_RULES[self.ctx.strategy]})
+        kwargs = {"previous": self.inputs.previous_iterations} if "previous_iterations" in self.inputs else {}
+        return alf.tabulate_iterations(
+            orm.List(self.ctx.rows), orm.Dict(settings), **kwargs, **self.ctx.decisions
+        )
+
     # --- outputs -------------------------------------------------------------------------------------
     def finalize(self):
         """Final training set, ensemble and iteration table (a calcfunction of the rows and the decisions)."""
@@ -1036,10 +1055,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if self.ctx.models:
             for label, model in self.ctx.models.items():
                 self.out(f"models.{label}", model)
-        settings = {key: self.ctx.params[key] for key in ("trust", "converged_fraction")}
-        settings.update({"strategy": self.ctx.strategy, "stop_rule": STOP_RULES[self.ctx.strategy]})
-        table = alf.tabulate_iterations(orm.List(self.ctx.rows), orm.Dict(settings), **self.ctx.decisions)
-        self.out("iterations", table)
+        self.out("iterations", self._tabulate())
         if self.ctx.get("validation_error"):
             return self.exit_codes.ERROR_VALIDATION_FAILED.format(detail=self.ctx.validation_error)
         if self.ctx.exit is not None:

@@ -339,15 +339,25 @@ DECISION_KEYS = ("fraction_below_lo", "n_above_hi", "n_candidates", "per_loading
 
 
 @calcfunction
-def tabulate_iterations(rows: orm.List, settings: orm.Dict, **decisions: orm.Dict) -> orm.Dict:
+def tabulate_iterations(
+    rows: orm.List, settings: orm.Dict, previous: orm.Dict | None = None, **decisions: orm.Dict
+) -> orm.Dict:
     """The iteration table of an active-learning run: one row of numbers per iteration.
 
     ``rows``: the per-iteration counts the work chain kept (``iteration``, ``n_training``, ``n_explored``,
     ``n_selected``, ...); ``decisions``: the ``summary`` of :func:`assess_exploration` of iteration k as
     ``convergence_kk``, whose numbers (:data:`DECISION_KEYS`) fill that iteration's row; ``settings``:
-    ``trust`` and ``converged_fraction``. The run is converged when one of its iterations was.
+    ``trust`` and ``converged_fraction``. ``previous``: the table of the run this one continues (a restart):
+    its rows of iterations before this run's first come first, marked ``previous_run: True``. The run is
+    converged when one of its iterations was.
     """
+    own = [int(row["iteration"]) for row in rows.get_list()]
+    first = min(own) if own else None
     table_rows = []
+    if previous is not None:
+        for row in previous.get_dict().get("rows", []):
+            if first is None or int(row["iteration"]) < first:
+                table_rows.append({**row, "previous_run": True})
     for row in rows.get_list():
         row = dict(row)
         decision = decisions.get(f"convergence_{int(row['iteration']):02d}")
@@ -361,6 +371,7 @@ def tabulate_iterations(rows: orm.List, settings: orm.Dict, **decisions: orm.Dic
         "strategy": params.get("strategy", "uncertainty"),
         "stop_rule": params.get("stop_rule"),
         "rows": table_rows,
+        "continues": previous.uuid if previous is not None else None,
         "converged": any(bool(row.get("converged")) for row in table_rows if row["iteration"] > 0),
         "n_iterations": len([row for row in table_rows if row["iteration"] > 0]),
         "trust": params["trust"],
