@@ -36,8 +36,11 @@ def test_valid_inputs_pass(inputs):
         ({"pressures": []}, "pressures: give one or more pressures > 0 bar"),
         ({"loadings": [500]}, "loadings: [500] CO2 per cell do not fit in this cell (at most"),
         ({"loadings": [0]}, "loadings: guests per cell must be positive integers"),
-        ({"framework_charges": "repeat"}, "REPEAT charges from CP2K are not yet available"),
-        ({"framework_charges": "eqeq"}, "framework_charges: 'eqeq' is not valid; valid: xtb, cif, none"),
+        ({"framework_charges": "repeat", "codes": {"raspa": "RASPA"}}, "'repeat' needs codes.cp2k"),
+        (
+            {"framework_charges": "eqeq"},
+            "framework_charges: 'eqeq' is not valid; valid: xtb, repeat, resp, cif, none",
+        ),
         ({"framework_charges": "cif"}, "needs the `framework_cif` input"),
         ({"models": {}}, "models: give at least one MACE model"),
         ({"temperature": -3.0}, "temperature: must be > 0 K"),

@@ -8,8 +8,12 @@ Model 0 of the ensemble drives every run; the whole ensemble judges the frames a
    (pymbar), its error from block averages of the production part.
 2. Classical isotherm at the same conditions with :class:`~aiida_mofmlp.workflows.raspa.isotherm.
    IsothermWorkChain` (RASPA, rigid framework), when ``codes.raspa`` is given.
-3. Framework charges for RASPA (``framework_charges``): GFN-xTB Mulliken charges (tblite), made neutral, or
-   the charges of a CIF; ``none`` leaves the framework uncharged.
+3. Framework charges for RASPA (``framework_charges``): GFN-xTB Mulliken charges (tblite); REPEAT charges
+   (Campana, Mussard, Woo, J. Chem. Theory Comput. 2009, DOI 10.1021/ct9003405; CP2K's periodic
+   implementation: Golze, Hutter, Iannuzzi, Phys. Chem. Chem. Phys. 2015, DOI 10.1039/C4CP05838C) or
+   plain RESP charges fitted to the electrostatic potential of a CP2K GPW DFT single point (``repeat`` /
+   ``resp``, CP2K protocol ``settings.cp2k.protocol``, PBE-D3 by default); computed charges are made
+   exactly neutral. Or the charges of a CIF; ``none`` leaves the framework uncharged.
 4. Heat of adsorption from NVT MD energies (Eq. 2 of the paper above) at ``loadings``, with errors from the
    statistical inefficiency of each series, beside RASPA's fluctuation enthalpy.
 5. MLP Widom insertion on the framework NVT snapshots: Henry coefficient and <dU> with errors.
@@ -29,9 +33,14 @@ from aiida_mofmlp.calculations.xtb import XtbCalculation
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.data.guest import GuestMoleculeData
 from aiida_mofmlp.data.mace_model import MaceModelData
+from aiida_mofmlp.workflows.cp2k.base import Cp2kSinglePointWorkChain
+from aiida_mofmlp.workflows.cp2k.inputs import check_elements, is_xtb
 from aiida_mofmlp.workflows.functions.adsorption import (
+    CP2K_CHARGE_METHODS,
+    RESP_CHARGES_FILE,
     assemble_isotherm,
     compute_heat_of_adsorption,
+    framework_charges_from_cp2k,
     framework_charges_from_xtb,
     framework_frame,
     gas_phase_guest,
@@ -43,12 +52,10 @@ from aiida_mofmlp.workflows.properties.trust import PropertyTrustMixin, define_t
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin, load_overrides
 from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
 
-#: framework charge methods: implemented ones, and those refused with a message
-CHARGE_METHODS = ("xtb", "cif", "none")
-CHARGE_METHODS_NOT_YET = {
-    "repeat": "REPEAT charges from CP2K are not yet available; use 'xtb', 'cif' or 'none'",
-    "resp": "RESP charges from CP2K are not yet available; use 'xtb', 'cif' or 'none'",
-}
+#: framework charge methods
+CHARGE_METHODS = ("xtb", "repeat", "resp", "cif", "none")
+#: the methods whose charges the work chain computes (and hands to RASPA as a charged CIF)
+COMPUTED_CHARGE_METHODS = ("xtb", *CP2K_CHARGE_METHODS)
 #: engine keys of the gcmc block that the work chain sets itself or that are not engine keys
 _GCMC_CHAIN_KEYS = ("timestep_fs", "thermo_interval", "dump_interval", "peng_robinson_above")
 
@@ -61,6 +68,78 @@ def _set_options(builder, options: Mapping) -> None:
 
 def _model_species(models: Mapping) -> dict[str, list[str]]:
     return {label: sorted(model.species) for label, model in models.items()}
+
+
+def resp_section(method: str, extra: Mapping | None = None) -> dict:
+    """CP2K's ``&FORCE_EVAL/&PROPERTIES/&RESP`` for ``method`` (repeat | resp), ``extra`` deep-merged in.
+
+    ``repeat`` fits the variance of the periodic electrostatic potential (``USE_REPEAT_METHOD``) without
+    restraints; ``resp`` is the plain fit with heavy atoms restrained to zero (CP2K's default). Both
+    constrain the total charge to an integer and print :data:`RESP_CHARGES_FILE`. ``extra`` holds the
+    sampling (``SPHERE_SAMPLING`` by default, ``settings.cp2k.resp``) and any other &RESP keyword.
+    """
+    repeat = method == "repeat"
+    section = {
+        "USE_REPEAT_METHOD": repeat,
+        "RESTRAIN_HEAVIES_TO_ZERO": not repeat,
+        "INTEGER_TOTAL_CHARGE": True,
+    }
+    section = deep_merge(section, dict(extra or {}))
+    section["PRINT"] = deep_merge(section.get("PRINT") or {}, {"RESP_CHARGES_TO_FILE": {}})
+    return section
+
+
+def _cp2k_protocol(settings: Mapping) -> dict:
+    """The CP2K protocol of the charge calculation (``settings.cp2k``: protocol and overrides)."""
+    cp2k = settings.get("cp2k") or {}
+    return Cp2kSinglePointWorkChain.get_protocol_inputs(cp2k.get("protocol"), cp2k.get("overrides") or None)
+
+
+def _check_cp2k_charges(method: str, settings: Mapping, structure: orm.StructureData | None) -> str | None:
+    """Why the CP2K charge calculation of ``method`` cannot run with ``settings``, or None."""
+    try:
+        protocol = _cp2k_protocol(settings)
+    except ValueError as exc:
+        return f"settings.cp2k: {exc}"
+    if protocol.get("method") == "xtb" or is_xtb(protocol.get("parameters") or {}):
+        return (
+            f"framework_charges: '{method}' fits charges to the electrostatic potential of a GPW DFT single "
+            f"point, but CP2K protocol {protocol['name']!r} of settings.cp2k is GFN1-xTB; use 'xtb' charges "
+            "for the xTB protocol, or a DFT protocol (settings.cp2k.protocol 'balanced' or 'stringent', "
+            "PBE-D3)"
+        )
+    if structure is not None:
+        message = check_elements(protocol, structure.get_symbols_set())
+        if message:
+            return f"structure: {message}"
+    return None
+
+
+def cp2k_charges_builder(
+    code: orm.AbstractCode,
+    structure: orm.StructureData,
+    method: str,
+    cp2k: Mapping,
+    options: Mapping | None = None,
+):
+    """Builder of the CP2K charge calculation: a Cp2kSinglePointWorkChain of ``structure`` under CP2K
+    protocol ``cp2k["protocol"]`` (``cp2k["overrides"]`` merged in) with the &RESP section of ``method``
+    (:func:`resp_section`, ``cp2k["resp"]`` merged in) and CP2K's charge file added to the retrieved files.
+
+    Raises ValueError for an xTB protocol or elements the protocol does not cover.
+    """
+    message = _check_cp2k_charges(method, {"cp2k": cp2k}, structure)
+    if message:
+        raise ValueError(message)
+    resp = resp_section(method, cp2k.get("resp"))
+    overrides = deep_merge(
+        cp2k.get("overrides") or {}, {"parameters": {"FORCE_EVAL": {"PROPERTIES": {"RESP": resp}}}}
+    )
+    builder = Cp2kSinglePointWorkChain.get_builder_from_protocol(
+        code, structure, protocol=cp2k.get("protocol"), overrides=overrides, options=options
+    )
+    builder.cp2k.settings = orm.Dict({"additional_retrieve_list": [RESP_CHARGES_FILE]})
+    return builder
 
 
 def validate_inputs(inputs, _ctx=None) -> str | None:
@@ -103,16 +182,21 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
                 "free volume over the guest's van der Waals volume); give smaller loadings"
             )
     method = inputs["framework_charges"].value if "framework_charges" in inputs else "none"
-    if method in CHARGE_METHODS_NOT_YET:
-        return f"framework_charges: {CHARGE_METHODS_NOT_YET[method]}"
     if method not in CHARGE_METHODS:
         return f"framework_charges: {method!r} is not valid; valid: {', '.join(CHARGE_METHODS)}"
     codes = inputs.get("codes", {})
     if method == "xtb" and "raspa" in codes and "xtb" not in codes:
         return "framework_charges: 'xtb' needs codes.xtb (mofmlp-xtb); give it or use 'none'"
+    if method in CP2K_CHARGE_METHODS and "raspa" in codes and "cp2k" not in codes:
+        return f"framework_charges: '{method}' needs codes.cp2k (mofmlp-cp2k); give it or use 'xtb' or 'none'"
     if method == "cif" and "framework_cif" not in inputs:
         return "framework_charges: 'cif' needs the `framework_cif` input (a CifData with _atom_site_charge)"
     settings = inputs["settings"].get_dict() if "settings" in inputs else {}
+    if method in CP2K_CHARGE_METHODS:
+        defaults = AdsorptionWorkChain.get_protocol_inputs(None)["settings"]
+        message = _check_cp2k_charges(method, deep_merge(defaults, settings), structure)
+        if message:
+            return message
     above = float(settings.get("gcmc", {}).get("peng_robinson_above", 1.0))
     if guest is not None and any(float(p) > above for p in pressures):
         constants = (guest.critical_temperature, guest.critical_pressure, guest.acentric_factor)
@@ -152,7 +236,9 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             "framework_charges",
             valid_type=orm.Str,
             default=lambda: orm.Str("none"),
-            help="Charges of the framework in RASPA: xtb | cif | none.",
+            help="Charges of the framework in RASPA: xtb (GFN1-xTB Mulliken, codes.xtb) | repeat | resp "
+            "(fitted to the electrostatic potential of a CP2K DFT single point, codes.cp2k, CP2K protocol "
+            "settings.cp2k) | cif | none. Computed charges are made exactly neutral.",
         )
         spec.input(
             "framework_cif",
@@ -168,11 +254,17 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         )
         spec.input("codes.xtb", valid_type=orm.AbstractCode, required=False, help="mofmlp-xtb (charges).")
         spec.input(
+            "codes.cp2k",
+            valid_type=orm.AbstractCode,
+            required=False,
+            help="CP2K (REPEAT / RESP charges, framework_charges repeat | resp).",
+        )
+        spec.input(
             "settings",
             valid_type=orm.Dict,
             default=lambda: orm.Dict({}),
-            help="Sections gcmc, nvt, widom, raspa, xtb (protocols/adsorption.yaml); missing keys take "
-            "the defaults there.",
+            help="Sections gcmc, nvt, widom, raspa, xtb, cp2k (protocols/adsorption.yaml); missing keys "
+            "take the defaults there.",
         )
         spec.input("options", valid_type=orm.Dict, required=False, help="metadata.options of every job.")
         define_trust_spec(spec)
@@ -227,8 +319,8 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
     ):
         """A builder from protocol ``fast`` / ``balanced`` / ``stringent`` of ``adsorption.yaml``.
 
-        ``codes`` maps ``md``, ``widom`` and optionally ``raspa`` and ``xtb`` to codes; ``models`` is the
-        ensemble (a list is labelled ``model_0``, ...). ``overrides`` is shaped like the inputs, e.g.
+        ``codes`` maps ``md``, ``widom`` and optionally ``raspa``, ``xtb`` and ``cp2k`` to codes; ``models``
+        is the ensemble (a list is labelled ``model_0``, ...). ``overrides`` is shaped like the inputs, e.g.
         ``{"pressures": [0.5, 1.0], "settings": {"gcmc": {"production_steps": 400}}}``. Without an xTB code
         the ``xtb`` charges of the fast protocol fall back to ``none``. ``deviation_code`` and
         ``trust_levels`` set the trust inputs.
@@ -274,10 +366,16 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         self.ctx.raspa_structure = None
 
     def should_compute_charges(self):
-        return self.inputs.framework_charges.value == "xtb" and "xtb" in self.inputs.codes
+        method = self.inputs.framework_charges.value
+        if method in CP2K_CHARGE_METHODS:
+            return "cp2k" in self.inputs.codes
+        return method == "xtb" and "xtb" in self.inputs.codes
 
     def run_charges(self):
-        """A GFN-xTB single point of the framework with Mulliken charges."""
+        """A GFN-xTB single point with Mulliken charges, or a CP2K DFT single point with a REPEAT/RESP fit."""
+        method = self.inputs.framework_charges.value
+        if method in CP2K_CHARGE_METHODS:
+            return self._run_cp2k_charges(method)
         frames = framework_frame(self.inputs.structure)
         builder = XtbCalculation.get_builder()
         builder.code = self.inputs.codes.xtb
@@ -287,14 +385,37 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         builder.metadata.call_link_label = "charges_xtb"
         return ToContext(charges=self.submit(builder))
 
+    def _run_cp2k_charges(self, method: str):
+        """Cp2kSinglePointWorkChain with &PROPERTIES/&RESP; the charge file comes back in ``retrieved``."""
+        builder = cp2k_charges_builder(
+            self.inputs.codes.cp2k,
+            self.inputs.structure,
+            method,
+            self.ctx.settings.get("cp2k") or {},
+            self.ctx.options or None,
+        )
+        builder.metadata.call_link_label = f"charges_{method}"
+        return ToContext(charges=self.submit(builder))
+
     def inspect_charges(self):
         """Charges node (sums to zero) and the charged CIF for RASPA."""
         calc = self.ctx.charges
-        if not calc.is_finished_ok or "labelled" not in calc.outputs:
+        method = self.inputs.framework_charges.value
+        needed = "retrieved" if method in CP2K_CHARGE_METHODS else "labelled"
+        if not calc.is_finished_ok or needed not in calc.outputs:
             return self.exit_codes.ERROR_CHARGES_FAILED.format(
                 detail=f"{calc.process_label}<{calc.pk}> exit {calc.exit_status}: {calc.exit_message}"
             )
-        result = framework_charges_from_xtb(self.inputs.structure, calc.outputs.labelled)
+        if method in CP2K_CHARGE_METHODS:
+            if RESP_CHARGES_FILE not in calc.outputs.retrieved.base.repository.list_object_names():
+                return self.exit_codes.ERROR_CHARGES_FAILED.format(
+                    detail=f"{calc.process_label}<{calc.pk}> finished without CP2K's {RESP_CHARGES_FILE}"
+                )
+            result = framework_charges_from_cp2k(
+                self.inputs.structure, calc.outputs.retrieved, orm.Str(method)
+            )
+        else:
+            result = framework_charges_from_xtb(self.inputs.structure, calc.outputs.labelled)
         self.out("framework_charges", result["charges"])
         self.ctx.raspa_structure = result["cif"]
         return None
@@ -371,13 +492,13 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         structure = self.inputs.structure
         if method == "cif":
             structure = self.inputs.framework_cif
-        elif method == "xtb" and self.ctx.raspa_structure is not None:
+        elif method in COMPUTED_CHARGE_METHODS and self.ctx.raspa_structure is not None:
             structure = self.ctx.raspa_structure
         parameters = {
             **raspa.get("parameters", {}),
             "temperature": self.ctx.temperature,
             "pressures": list(self.ctx.pressures.values()),
-            "framework_charges": "cif" if method in ("cif", "xtb") else "none",
+            "framework_charges": "cif" if method in ("cif", *COMPUTED_CHARGE_METHODS) else "none",
         }
         builder = IsothermWorkChain.get_builder_from_protocol(
             self.inputs.codes.raspa,
