@@ -38,8 +38,8 @@ def main() -> None:
         run.inputs.structure,
         models,
         md_code=codes["md"],
-        guest=run.inputs.get("guest"),
-        validation_frames=run.outputs.get("validation_frames"),
+        guest=run.inputs.guest if "guest" in run.inputs else None,
+        validation_frames=run.outputs.validation_frames if "validation_frames" in run.outputs else None,
         protocol=args.protocol,
         deviation_code=codes["deviation"] if len(models) > 1 else None,
     )

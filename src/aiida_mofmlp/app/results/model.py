@@ -1,7 +1,10 @@
-"""Results step: status, report, iteration table, figures, provenance summary and exports of one run.
+"""Results step: status, report, iteration table, figures, provenance summary, exports and the property
+work chains of one run.
 
 Everything comes from the provenance tools (:mod:`aiida_mofmlp.tools.queries`, ``plots``, ``lineage``,
-``export``); the model reloads the node on :meth:`refresh` so a running loop is followed live.
+``export``); the model reloads the node on :meth:`refresh` so a running loop is followed live. Once the
+loop has ended, :meth:`refresh` submits the property work chains ticked in Configure
+(:mod:`aiida_mofmlp.app.results.properties`) and then follows them too.
 """
 
 from __future__ import annotations
@@ -28,6 +31,42 @@ def report_lines(node, limit: int = 200) -> list[str]:
     return [line for _, line in logs][-limit:]
 
 
+def iteration_rows(node) -> list[dict]:
+    """The iteration table so far (:func:`aiida_mofmlp.tools.queries.iteration_table`: the final table, or
+    the running ``history.iterations_XX``); without one, rows gathered from the history outputs."""
+    from aiida_mofmlp.tools.queries import ITERATION_COLUMNS, QueryError, iteration_table
+
+    try:
+        return iteration_table(node)
+    except QueryError:  # no table yet, or a run from before the running table
+        history = node.outputs.history if "history" in node.outputs else {}
+        return [{column: row.get(column) for column in ITERATION_COLUMNS} for row in history_rows(history)]
+
+
+def history_rows(history) -> list[dict]:
+    """Rows of the iterations assessed so far from ``convergence_XX``, ``explored_XX`` and
+    ``training_set_XX`` (runs without ``history.iterations_XX``); per-loading numbers left out."""
+    from aiida_mofmlp.workflows.functions.active_learning import DECISION_KEYS
+
+    sizes = {
+        int(key.rsplit("_", 1)[1]): len(history[key]) for key in history if key.startswith("training_set_")
+    }
+    rows = []
+    for key in sorted(key for key in history if key.startswith("convergence_")):
+        iteration = int(key.rsplit("_", 1)[1])
+        numbers = history[key].get_dict()
+        row = {"iteration": iteration, **{k: numbers.get(k) for k in DECISION_KEYS if k != "per_loading"}}
+        earlier = [index for index in sizes if index < iteration]
+        if earlier:  # the training set the iteration's ensemble was trained on
+            row["n_training"] = sizes[max(earlier)]
+        if f"explored_{iteration:02d}" in history:
+            row["n_explored"] = len(history[f"explored_{iteration:02d}"])
+        if iteration in sizes and "n_training" in row:
+            row["n_labelled"] = sizes[iteration] - row["n_training"]
+        rows.append(row)
+    return rows
+
+
 def provenance_summary(node) -> dict:
     """Label count, labelling settings and lineage of the run's final model_0 (empty when unfinished)."""
     from aiida_mofmlp.tools.lineage import model_lineage, summarise_labels
@@ -52,20 +91,31 @@ class ResultsModel(tl.HasTraits):
     provenance = tl.Dict()
     message = tl.Unicode("")
     exported = tl.Dict()  # what -> path
+    properties = tl.List()  # one dict per ticked property: label, pk, state, exit_message, figures, card
+    properties_note = tl.Unicode("")  # why the ticked properties did not (all) run
+    submission_due = tl.Bool(False)  # the loop has ended and its ticked properties wait for refresh()
 
     def __init__(self, figure_folder: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
         self._figure_folder = Path(figure_folder or tempfile.mkdtemp(prefix="mofmlp-figures-"))
         self._figures_of: tuple | None = None  # (pk, finished) the figures were made for
+        self._property_figures: dict[int, tuple] = {}  # finished property run pk -> (figures, error)
+        self._auto_submitted: set[int] = set()  # loops whose properties refresh already submitted
 
     def load(self, pk: int) -> None:
         """Show run ``pk`` (an ActiveLearningWorkChain)."""
         self.exported = {}
+        self.properties, self.properties_note = [], ""
         self.run_pk = int(pk)
         self.refresh()
 
-    def refresh(self) -> None:
-        """Reload the run's state; figures are redrawn when the run has new history outputs or has ended."""
+    def refresh(self, submit: bool = True) -> None:
+        """Reload the run's state; figures are redrawn when the run has new history outputs or has ended.
+
+        Once the loop has ended, the ticked properties are submitted (once per shown run) when ``submit``;
+        a background poller passes ``submit=False`` (AiiDA stores nodes only from the thread that loaded
+        the profile) and, when :attr:`submission_due`, has the kernel's thread call ``refresh()``.
+        """
         from aiida_mofmlp.tools import queries
 
         if self.run_pk is None:
@@ -85,7 +135,7 @@ class ResultsModel(tl.HasTraits):
                 f" ({node.exit_message})" if node.exit_message else ""
             )
         self.report = report_lines(node)
-        self.rows = queries.iteration_table(node) if "iterations" in node.outputs else []
+        self.rows = iteration_rows(node)
         history = node.outputs.history if "history" in node.outputs else {}
         key = (node.pk, node.is_terminated, len(list(history)))  # redrawn as the loop adds history outputs
         if self._figures_of != key:
@@ -96,6 +146,95 @@ class ResultsModel(tl.HasTraits):
         except Exception as error:
             self.provenance = {}
             self.message = readable_error(error, "summarising the provenance")
+        # submitted once per shown run; after a failure the button tries again
+        due = node.is_terminated and node.pk not in self._auto_submitted
+        self._update_properties(node, submit=submit and due)
+        if submit and due:
+            self._auto_submitted.add(node.pk)
+        self.submission_due = due and not submit and any(row["pk"] is None for row in self.properties)
+
+    # --- property work chains on the final ensemble -------------------------------------------------
+    def run_properties(self) -> None:
+        """Submit the ticked properties of the shown run now (the "Run ticked properties" button)."""
+        from aiida_mofmlp.app.results.properties import ticked_properties
+        from aiida_mofmlp.tools import queries
+
+        if self.run_pk is None:
+            self.properties_note = "open a run first"
+            return
+        try:
+            node = queries.load_run(self.run_pk)
+        except Exception as error:
+            self.properties_note = readable_error(error, f"opening run {self.run_pk}")
+            return
+        if not ticked_properties(node):
+            self.properties_note = (
+                f"no property was ticked for run {node.pk} (tick them in Configure, 'Properties of the final "
+                "ensemble', before submitting)"
+            )
+            return
+        self._update_properties(node, submit=True)
+
+    def is_live(self) -> bool:
+        """Whether the run or one of its property runs may still change (for the view's poller)."""
+        from aiida import orm
+
+        if self.run_pk is None:
+            return False
+        if not orm.load_node(self.run_pk).is_terminated:
+            return True
+        return any(row["state"] in ("created", "waiting", "running") for row in self.properties)
+
+    def _update_properties(self, node, submit: bool) -> None:
+        """Submit (when ``submit`` and the loop is usable) and describe the ticked property runs."""
+        from aiida import orm
+
+        from aiida_mofmlp.app.results import properties as props
+        from aiida_mofmlp.app.results.properties import card_rows
+
+        ticked = props.ticked_properties(node)
+        if not ticked:
+            self.properties, self.properties_note = [], ""
+            return
+        note = self.properties_note if node.is_terminated else ""  # kept until the next submission
+        if submit:
+            try:
+                _, messages = props.submit_properties(node)
+                note = "\n".join(messages)
+            except props.PropertyError as error:
+                note = str(error)
+            except Exception as error:
+                note = readable_error(error, "submitting the ticked properties")
+        elif not node.is_terminated:
+            note = "the ticked properties run on the final ensemble when the loop ends"
+        runs = props.property_runs(node)
+        rows = []
+        for label in ticked:
+            row = {"label": label, "pk": runs.get(label), "state": "not submitted", "exit_message": ""}
+            row.update({"figures": {}, "figure_error": "", "card": []})
+            if row["pk"] is not None:
+                child = orm.load_node(row["pk"])
+                row["state"] = child.process_state.value if child.process_state else "created"
+                if child.is_finished and child.exit_status:
+                    row["state"] += f", exit status {child.exit_status}"
+                row["exit_message"] = child.exit_message or ""
+                if child.is_finished_ok:
+                    row["figures"], row["figure_error"] = self._finished_figures(label, child)
+                    row["card"] = card_rows(child) if label == "model card" else []
+            rows.append(row)
+        self.properties, self.properties_note = rows, note
+
+    def _finished_figures(self, label: str, child) -> tuple[dict, str]:
+        """Figures of a finished property run (drawn once) and why drawing failed ("" when it did not)."""
+        from aiida_mofmlp.app.results.properties import property_figures
+
+        if child.pk not in self._property_figures:
+            try:
+                folder = self._figure_folder / "properties" / str(child.pk)
+                self._property_figures[child.pk] = (property_figures(label, child, folder), "")
+            except Exception as error:
+                self._property_figures[child.pk] = ({}, readable_error(error, f"drawing the {label} figure"))
+        return self._property_figures[child.pk]
 
     def _draw(self, node) -> dict:
         from aiida_mofmlp.tools.plots import plot_run

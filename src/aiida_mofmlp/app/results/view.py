@@ -1,7 +1,9 @@
-"""Results step view: status, iteration table, figures, report, provenance and exports; refreshed live."""
+"""Results step view: status, iteration table, figures, property runs, report, provenance and exports;
+refreshed live."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import threading
 from pathlib import Path
@@ -28,7 +30,7 @@ TABLE_COLUMNS = {
 
 def iteration_table_html(rows: list[dict]) -> str:
     if not rows:
-        return "<i>The iteration table is written when the run ends.</i>"
+        return "<i>No iteration has been assessed yet: rows appear as the loop goes.</i>"
     head = "".join(f"<th>{header}</th>" for header, _ in TABLE_COLUMNS.values())
     body = ""
     for row in rows:
@@ -72,6 +74,32 @@ def provenance_html(summary: dict) -> str:
     return '<div class="mofmlp-provenance">' + "<br>".join(lines) + "</div>"
 
 
+def properties_html(rows: list[dict], note: str) -> str:
+    """One line per ticked property (state, pk, exit message, model card table) and the note, as HTML."""
+    esc = html.escape
+    if not rows:
+        return f"<i>{esc(note)}</i>" if note else "<i>No property work chain was ticked for this run.</i>"
+    lines = []
+    for row in rows:
+        pk = f" &lt;{row['pk']}&gt;" if row.get("pk") is not None else ""
+        line = f"<b>{esc(row['label'])}</b>{pk}: {esc(row['state'])}"
+        if row.get("exit_message"):
+            line += f' <span style="color:#b00020">({esc(row["exit_message"])})</span>'
+        if row.get("figure_error"):
+            line += f' <span style="color:#b00020">{esc(row["figure_error"])}</span>'
+        if row.get("card"):
+            header, *body = row["card"]
+            cells = "".join(f"<th>{esc(cell)}</th>" for cell in header)
+            for values in body:
+                cells += "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in values) + "</tr>"
+            line += f'<table class="mofmlp-model-card" border="1" cellpadding="3"><tr>{cells}</table>'
+        lines.append(f'<li class="mofmlp-property">{line}</li>')
+    text = f'<ul class="mofmlp-properties">{"".join(lines)}</ul>'
+    if note:
+        text += f'<div style="color:#b00020">{esc(note)}</div>'
+    return text
+
+
 class ResultsView(ipw.VBox):
     """One run's results; :meth:`follow` refreshes every few seconds until the run ends."""
 
@@ -96,6 +124,11 @@ class ResultsView(ipw.VBox):
         self.exported.add_class("mofmlp-exported")
         self.message = ipw.HTML()
         self.message.add_class("mofmlp-results-message")
+        run_properties = ipw.Button(description="Run ticked properties", layout={"width": "200px"})
+        self.properties = ipw.HTML()
+        self.properties.add_class("mofmlp-properties-box")
+        self.property_figures = ipw.Tab()
+        self.property_figures.add_class("mofmlp-property-figures")
         super().__init__(
             children=[
                 ipw.HTML("<h3>4. Results</h3>"),
@@ -106,6 +139,10 @@ class ResultsView(ipw.VBox):
                 self.table,
                 ipw.HTML("<b>Figures</b>"),
                 self.figures,
+                ipw.HTML("<b>Properties of the final ensemble</b>"),
+                run_properties,
+                self.properties,
+                self.property_figures,
                 ipw.HTML("<b>Provenance of the final model</b>"),
                 self.provenance,
                 ipw.HBox([export_dataset, export_archive]),
@@ -117,6 +154,7 @@ class ResultsView(ipw.VBox):
         )
         open_button.on_click(lambda _: self.open_run(self.pk.value))
         refresh.on_click(lambda _: self._guarded(model.refresh))
+        run_properties.on_click(lambda _: self._run_properties())
         export_dataset.on_click(
             lambda _: self._guarded(lambda: model.export_dataset(self._target("dataset")))
         )
@@ -124,7 +162,18 @@ class ResultsView(ipw.VBox):
             lambda _: self._guarded(lambda: model.export_archive(self._target("archive.aiida")))
         )
         model.observe(
-            self._render, ["status", "rows", "figures", "report", "provenance", "message", "exported"]
+            self._render,
+            [
+                "status",
+                "rows",
+                "figures",
+                "report",
+                "provenance",
+                "message",
+                "exported",
+                "properties",
+                "properties_note",
+            ],
         )
         self._follower: threading.Thread | None = None
 
@@ -133,23 +182,39 @@ class ResultsView(ipw.VBox):
         self._guarded(lambda: self.model.load(pk))
         self.follow()
 
+    def _run_properties(self) -> None:
+        self._guarded(self.model.run_properties)
+        self.follow()
+
     def follow(self, interval: float = 3.0, limit: float = 3600.0) -> None:
-        """Refresh in the background until the run has terminated (or ``limit`` seconds)."""
+        """Refresh in the background until the run and its property runs have ended (or ``limit`` s)."""
         if self._follower is not None and self._follower.is_alive():
             return
         stop = threading.Event()
+        try:  # the kernel's event loop: AiiDA stores nodes (submissions) only from the kernel's thread
+            kernel_loop = asyncio.get_running_loop()
+        except RuntimeError:
+            kernel_loop = None
 
         def _loop():
             import time
 
-            from aiida import orm
-
             start = time.monotonic()
             while not stop.wait(interval) and time.monotonic() - start < limit:
-                self._guarded(self.model.refresh)
                 try:
-                    if orm.load_node(self.model.run_pk).is_terminated:
-                        self._guarded(self.model.refresh)
+                    was_live = self.model.is_live()
+                except Exception:
+                    return
+                self._guarded(lambda: self.model.refresh(submit=False))
+                if self.model.submission_due and kernel_loop is not None:
+                    # the loop has ended: the kernel's thread submits the ticked properties
+                    try:
+                        kernel_loop.call_soon_threadsafe(lambda: self._guarded(self.model.refresh))
+                    except RuntimeError:  # the kernel's loop has closed
+                        return
+                    continue
+                try:
+                    if not was_live and not self.model.is_live():
                         return
                 except Exception:
                     return
@@ -195,3 +260,26 @@ class ResultsView(ipw.VBox):
             self.figures.children = images
             for index, name in enumerate(names):
                 self.figures.set_title(index, name.replace("_", " "))
+        self.properties.value = properties_html(model.properties, model.properties_note)
+        self._render_property_figures()
+
+    def _render_property_figures(self) -> None:
+        """One tab per figure of the finished property runs (redrawn when the set of figures changes)."""
+        figures = {
+            f"{row['label']}: {name.replace('_', ' ')}": path
+            for row in self.model.properties
+            for name, path in row.get("figures", {}).items()
+        }
+        if [getattr(child, "_mofmlp_name", None) for child in self.property_figures.children] == list(
+            figures
+        ):
+            return
+        images = []
+        for title, path in figures.items():
+            image = ipw.Image(value=Path(path).read_bytes(), format="png", layout={"width": "640px"})
+            image.add_class("mofmlp-property-figure")
+            image._mofmlp_name = title
+            images.append(image)
+        self.property_figures.children = images
+        for index, title in enumerate(figures):
+            self.property_figures.set_title(index, title)

@@ -1,0 +1,338 @@
+"""Headless tests of the property work chains the app runs on a loop's final ensemble, and of the running
+iteration table (no browser)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from plumpy import ProcessState
+
+#: the figure data of tests/workflows/properties_adsorption/test_adsorption_plots.py
+ISOTHERM = {
+    "pressure": [0.1, 1.0],
+    "mlp": {"mol_per_kg": [0.5, 2.0], "mol_per_kg_error": [0.1, 0.2]},
+    "raspa": {"pressure": [0.1, 1.0], "mol_per_kg": [0.4, 2.5], "mol_per_kg_error": [0.05, None]},
+}
+HEAT = {
+    "mlp_md": [{"n_guests": 2, "value": -30.0, "error": 2.0}],
+    "mlp_widom": {"value": -28.0, "error": 1.0},
+    "raspa": {"pressure": [0.1, 1.0], "value": [-25.0, -24.0], "error": [0.5, 0.6]},
+}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def ended_process(aiida_profile):
+    """Return a function storing a workflow node of ``entry_point`` in ``state`` with ``exit_status``, its
+    ``outputs`` (Data nodes, linked as RETURN) and ``extras``.
+
+    A stand-in, like ``generate_calc_job_node``: a failed or killed loop costs a whole loop run (or a daemon)
+    to provoke for real, and the finished property runs would be slow real work chains; the app only reads
+    the state, exit status, outputs and extras of these nodes.
+    """
+    from aiida import orm
+    from aiida.common import LinkType
+    from aiida.plugins import WorkflowFactory
+
+    def _make(entry_point, state="finished", exit_status=0, outputs=None, extras=None):
+        process_class = WorkflowFactory(entry_point)
+        node = orm.WorkflowNode(process_type=f"aiida.workflows:{entry_point}")
+        node.set_process_label(process_class.__name__)
+        node.set_process_state(ProcessState(state))
+        if state == "finished":
+            node.set_exit_status(exit_status)
+            for code in process_class.exit_codes.values():
+                if code.status == exit_status:
+                    node.set_exit_message(code.message)
+        node.store()
+        for label, value in (outputs or {}).items():
+            value.store()
+            value.base.links.add_incoming(node, LinkType.RETURN, label)
+        node.base.extras.set_many(extras or {})
+        return node
+
+    return _make
+
+
+@pytest.mark.parametrize(
+    ("state", "exit_status", "words"),
+    [
+        ("finished", 403, ["failed with exit status 403", "Ensemble training failed"]),
+        ("killed", None, ["was killed"]),
+    ],
+    ids=["failed", "killed"],
+)
+def test_unusable_loop_gives_a_message(ended_process, tmp_path, state, exit_status, words):
+    from aiida_mofmlp.app.results import properties as props
+    from aiida_mofmlp.app.results.model import ResultsModel
+    from aiida_mofmlp.app.results.view import properties_html
+
+    loop = ended_process(
+        "mofmlp.active_learning",
+        state,
+        exit_status,
+        extras={props.PROPERTIES_EXTRA: ["phonons", "adsorption"]},
+    )
+    results = ResultsModel(figure_folder=tmp_path)
+    results.load(loop.pk)
+    note = results.properties_note
+    for word in [*words, f"<{loop.pk}>", "no usable final ensemble", "get_builder_restart"]:
+        assert word in note
+    assert "Traceback" not in note
+    assert [(row["label"], row["pk"], row["state"]) for row in results.properties] == [
+        ("phonons", None, "not submitted"),
+        ("adsorption", None, "not submitted"),
+    ]
+    assert props.RUNS_EXTRA not in loop.base.extras.all
+    results.run_properties()  # the button says the same
+    assert results.properties_note == note
+    assert "no usable final ensemble" in properties_html(results.properties, results.properties_note)
+    with pytest.raises(props.PropertyError, match="no usable final ensemble"):
+        props.property_builders(loop, ["phonons"], {})
+
+
+def test_running_loop_waits(ended_process, tmp_path):
+    from aiida_mofmlp.app.results import properties as props
+    from aiida_mofmlp.app.results.model import ResultsModel
+
+    loop = ended_process("mofmlp.active_learning", "running", extras={props.PROPERTIES_EXTRA: ["phonons"]})
+    results = ResultsModel(figure_folder=tmp_path)
+    results.load(loop.pk)
+    assert "when the loop ends" in results.properties_note
+    assert results.is_live()
+    assert results.rows == []
+    with pytest.raises(props.PropertyError, match="has not ended yet"):
+        props.submit_properties(loop)
+
+
+def test_finished_adsorption_run_is_shown_with_its_figure(ended_process, tmp_path):
+    """A loop whose adsorption run has finished: its state and its figure (plots_adsorption) are shown."""
+    from aiida import orm
+
+    from aiida_mofmlp.app.results import properties as props
+    from aiida_mofmlp.app.results.model import ResultsModel
+    from aiida_mofmlp.app.results.view import ResultsView
+
+    adsorption = ended_process(
+        "mofmlp.properties.adsorption",
+        outputs={"isotherm": orm.Dict(ISOTHERM), "heat_of_adsorption": orm.Dict(HEAT)},
+    )
+    failed = ended_process("mofmlp.properties.phonons", exit_status=401)
+    extras = {
+        props.PROPERTIES_EXTRA: ["adsorption", "phonons"],
+        props.RUNS_EXTRA: {"adsorption": adsorption.pk, "phonons": failed.pk},
+    }
+    loop = ended_process("mofmlp.active_learning", exit_status=0, extras=extras)
+    results = ResultsModel(figure_folder=tmp_path)
+    view = ResultsView(results)
+    results.load(loop.pk)
+    shown, broken = results.properties
+    assert (shown["label"], shown["pk"], shown["state"]) == ("adsorption", adsorption.pk, "finished")
+    assert set(shown["figures"]) == {"adsorption"}
+    assert Path(shown["figures"]["adsorption"]).read_bytes()[:8] == PNG
+    assert broken["state"] == "finished, exit status 401" and broken["exit_message"] == failed.exit_message
+    assert broken["figures"] == {}
+    assert not results.is_live()
+    assert (
+        f"&lt;{adsorption.pk}&gt;" in view.properties.value and failed.exit_message in view.properties.value
+    )
+    assert [view.property_figures.get_title(0)] == ["adsorption: adsorption"]
+    assert view.property_figures.children[0].value[:8] == PNG
+    assert props.submit_properties(loop) == (extras[props.RUNS_EXTRA], [])  # all submitted: nothing to do
+
+
+def test_poller_has_the_kernel_thread_submit(ended_process, tmp_path):
+    """The view's background poller sees the loop end and has the kernel's thread (the asyncio loop the
+    view was opened from) try the submission: AiiDA stores nodes only from the thread of its session."""
+    import asyncio
+
+    from aiida_mofmlp.app.results import properties as props
+    from aiida_mofmlp.app.results.model import ResultsModel
+    from aiida_mofmlp.app.results.view import ResultsView
+
+    loop = ended_process("mofmlp.active_learning", "running", extras={props.PROPERTIES_EXTRA: ["phonons"]})
+    results = ResultsModel(figure_folder=tmp_path)
+    view = ResultsView(results)
+    notes = []
+    results.observe(
+        lambda change: notes.append((change["new"], threading.current_thread())), "properties_note"
+    )
+
+    async def follow_until_ended():
+        view.pk.value = loop.pk
+        results.load(loop.pk)
+        view.follow(interval=0.2, limit=60)
+        loop.set_process_state(ProcessState.FINISHED)
+        loop.set_exit_status(403)
+        for _ in range(200):
+            await asyncio.sleep(0.1)
+            if "failed with exit status 403" in results.properties_note:
+                return
+
+    asyncio.run(follow_until_ended())
+    failed = [thread for note, thread in notes if "failed with exit status 403" in note]
+    assert failed and failed[0] is threading.main_thread(), notes
+    assert "failed with exit status 403" in view.properties.value
+
+
+# --- on the finished loop of the session (real RASPA, LAMMPS, MACE, CP2K: minutes) ----------------------
+
+
+@pytest.mark.integration
+def test_iteration_table_while_running_matches_final(finished_al_run):
+    """The table shown while the loop runs (history.iterations_XX, else rows from the history) agrees with
+    the final ``iterations`` output."""
+    from aiida_mofmlp.app.results.model import history_rows, iteration_rows
+    from aiida_mofmlp.tools.queries import iteration_table
+
+    run = finished_al_run
+    final = iteration_table(run)
+    assert iteration_rows(run) == final
+    history = run.outputs.history
+    tables = sorted(key for key in history if key.startswith("iterations_"))
+    if tables:  # the running table of the last iteration holds every row of the final one
+        assert history[tables[-1]].get_dict()["rows"] == run.outputs.iterations.get_dict()["rows"]
+    rows = history_rows(history)
+    assessed = [row for row in final if row["iteration"] > 0]
+    assert [row["iteration"] for row in rows] == [row["iteration"] for row in assessed]
+    for row, expected in zip(rows, assessed, strict=True):
+        for key, value in row.items():
+            assert value == expected[key], (row["iteration"], key)
+        assert {"n_training", "n_explored", "fraction_below_lo", "n_candidates", "converged"} <= set(row)
+
+
+@pytest.mark.integration
+def test_property_builders_equal_protocol_builders(finished_al_run, mofmlp_codes, serialize_builder):
+    """The app's builders for every offered property are those of the work chains' own
+    get_builder_from_protocol, called as the examples/ scripts call them on a loop's final ensemble."""
+    from aiida.plugins import WorkflowFactory
+
+    from aiida_mofmlp.app.configure.model import available_properties
+    from aiida_mofmlp.app.results import properties as props
+
+    run = finished_al_run
+    labels = list(available_properties())
+    assert labels, "no property work chain is installed"
+    codes = props.property_codes(run, labels)
+    loop = props.loop_codes(run)
+    assert {"md", "deviation", "train", "raspa"} <= set(loop)
+    assert codes["md"].pk == loop["md"].pk == mofmlp_codes["md"].pk
+    assert codes["widom"].pk == mofmlp_codes["widom"].pk and codes["phonons"].pk == mofmlp_codes["phonons"].pk
+    protocol = props.run_protocol(run)
+    assert protocol == run.base.extras.get("mofmlp")["protocol"]
+    loaded = props.loaded_frame(run) if "diffusion" in labels else None
+    if loaded is not None:
+        assert len(loaded) == 1 and (loaded.get_frame(0).arrays["guest_id"] > 0).any()
+    builders = props.property_builders(run, labels, codes, protocol, loaded)
+    assert set(builders) == set(labels)
+
+    structure, guest, models = run.inputs.structure, run.inputs.guest, dict(run.outputs.models)
+    deviation = mofmlp_codes["deviation"]
+    md, phonons = mofmlp_codes["md"], mofmlp_codes["phonons"]
+    common = {"protocol": protocol, "deviation_code": deviation}
+    expected = {
+        "adsorption": lambda cls: cls.get_builder_from_protocol(
+            {kind: mofmlp_codes.get(kind) for kind in ("md", "widom", "raspa", "xtb")},
+            structure,
+            guest,
+            models,
+            **common,
+        ),
+        "diffusion": lambda cls: cls.get_builder_from_protocol(md, loaded, models, **common),
+        "thermal expansion": lambda cls: cls.get_builder_from_protocol(md, structure, models, **common),
+        "melt-quench": lambda cls: cls.get_builder_from_protocol(md, structure, models, **common),
+        "phonons": lambda cls: cls.get_builder_from_protocol(phonons, structure, models, **common),
+        "model card": lambda cls: cls.get_builder_from_protocol(
+            phonons,
+            structure,
+            models,
+            md_code=md,
+            guest=guest,
+            validation_frames=run.outputs.validation_frames if "validation_frames" in run.outputs else None,
+            **common,
+        ),
+    }
+    for label, builder in builders.items():
+        reference = expected[label](WorkflowFactory(available_properties()[label]))
+        assert serialize_builder(builder) == serialize_builder(reference), label
+
+
+@pytest.mark.integration
+def test_no_daemon_submits_nothing(finished_al_run):
+    from aiida_mofmlp.app.results import properties as props
+
+    run = finished_al_run
+    run.base.extras.set(props.PROPERTIES_EXTRA, ["phonons"])
+    try:
+        with pytest.raises(props.PropertyError, match="daemon"):
+            props.submit_properties(run)
+        assert props.RUNS_EXTRA not in run.base.extras.all
+    finally:
+        run.base.extras.delete(props.PROPERTIES_EXTRA)
+
+
+#: run by `verdi run` in a process of its own (like the app's kernel, it sees the profile's broker): the
+#: results model's refresh submits the loop's properties, then the button and a direct call ask again
+SUBMIT_TWICE = """
+import json, sys
+from aiida import orm
+from aiida_mofmlp.app.results import properties as props
+from aiida_mofmlp.app.results.model import ResultsModel
+
+run = orm.load_node(int(sys.argv[1]))
+results = ResultsModel()
+results.load(run.pk)
+calls = [(props.property_runs(run), results.properties_note.splitlines())]
+results.run_properties()
+calls.append((props.property_runs(run), results.properties_note.splitlines()))
+calls.append(props.submit_properties(run))
+rows = [(row["label"], row["pk"]) for row in results.properties]
+print("RESULT " + json.dumps({"calls": calls, "rows": rows}))
+"""
+
+
+@pytest.mark.integration
+def test_submission_is_idempotent(finished_al_run, daemon_verdi, tmp_path):
+    """With the daemon: the results model's refresh submits one PhononsWorkChain, recorded in the loop's
+    extras; the button, a direct call and another results model submit nothing more (the run is killed at
+    once: its physics is tested with the work chain)."""
+    import json
+
+    from aiida import orm
+    from aiida.manage import get_manager
+
+    from aiida_mofmlp.app.results import properties as props
+    from aiida_mofmlp.app.results.model import ResultsModel
+
+    run = finished_al_run
+    query = orm.QueryBuilder().append(orm.WorkflowNode, filters={"label": {"like": "phonons on the final %"}})
+    before = query.count()
+    run.base.extras.set(props.PROPERTIES_EXTRA, ["phonons"])
+    script = tmp_path / "submit_twice.py"
+    script.write_text(SUBMIT_TWICE)
+    try:
+        result = daemon_verdi("run", str(script), str(run.pk))
+        lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+        assert lines, result.stdout + result.stderr[-3000:]
+        shown = json.loads(lines[-1].removeprefix("RESULT "))
+        assert [messages for _, messages in shown["calls"]] == [[], [], []]
+        runs = [mapping for mapping, _ in shown["calls"]]
+        assert runs[0] == runs[1] == runs[2] and set(runs[0]) == {"phonons"}
+        pk = runs[0]["phonons"]
+        assert shown["rows"] == [["phonons", pk]]
+        daemon_verdi("process", "kill", str(pk), "--timeout", "60")
+        get_manager().get_profile_storage().get_session().expire_all()  # extras written by the other process
+        assert run.base.extras.get(props.RUNS_EXTRA) == {"phonons": pk}
+        node = orm.load_node(pk)
+        assert node.process_label == "PhononsWorkChain"
+        results = ResultsModel(figure_folder=tmp_path)
+        results.load(run.pk)  # the poller's path: nothing new is submitted
+        results.run_properties()  # nor by the button
+        assert [(row["label"], row["pk"]) for row in results.properties] == [("phonons", pk)]
+        assert query.count() == before + 1
+    finally:
+        run.base.extras.delete(props.PROPERTIES_EXTRA)
+        if props.RUNS_EXTRA in run.base.extras.all:
+            run.base.extras.delete(props.RUNS_EXTRA)
