@@ -94,9 +94,10 @@ def test_quick_benchmark_rounds_budgets_and_errors(quick_run):
     assert len(starts) == 1  # the same start set for every strategy
     ours = [r for r in records if r["strategy"] == "ours" and "picked" in r]
     assert all(r["window_kind"] in ("mil120", "quantile") and len(r["window"]) == 2 for r in ours)
-    # round 0 is the same ensemble for everybody: identical errors
-    first = {r["force_mae"] for r in records if r["n_labels"] == settings["n_start"]}
-    assert len(first) == 1
+    # round 0 is the same ensemble for everybody: the same errors (scored in separate worker processes,
+    # so equal to float32 summation-order noise, ~1e-9 relative, not bit for bit)
+    first = [r["force_mae"] for r in records if r["n_labels"] == settings["n_start"]]
+    assert len(first) == len(STRATEGIES) and max(first) - min(first) <= 1e-6 * max(first)
 
     report = json.loads((out / "report_quick.json").read_text())
     text = (out / "RESULTS_table_quick.md").read_text()
