@@ -1,27 +1,21 @@
 """A real walltime kill: Slurm cancels a CP2K job at its one-minute limit; the restart handler continues it.
 
-PBE single point of four water molecules in a 10 Angstrom box with a tight SCF threshold: about 30 SCF steps,
-well over a minute on two cores. Slurm cancels the job "DUE TO TIME LIMIT" (checked in the job's stderr), the
-parser reports the incomplete output (303), and ``Cp2kSinglePointWorkChain.handle_walltime`` restarts from
-the wavefunction CP2K wrote at each SCF step, with twice the walltime, until the SCF converges.
+PBE single point of eight water molecules in a 10 Angstrom box on a 1000 Ry grid with a tight SCF threshold:
+minutes even on an idle machine (four molecules at 400 Ry finished inside the minute on an idle 2 cores).
+Slurm cancels the job "DUE TO TIME LIMIT" (checked in the job's stderr), the parser reports the incomplete
+output (303), and ``Cp2kSinglePointWorkChain.handle_walltime`` restarts from the wavefunction CP2K wrote at
+each SCF step, with twice the walltime, until the SCF converges.
 
-It takes three to five minutes, so it runs only with ``MOFMLP_WALLTIME_KILL=1``.
+It takes two to five minutes (the first job alone lasts the one-minute limit plus Slurm's kill wait).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 
 import pytest
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        os.environ.get("MOFMLP_WALLTIME_KILL") != "1",
-        reason="a real Slurm walltime kill takes 3-5 minutes: set MOFMLP_WALLTIME_KILL=1 to run it",
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COMPUTER = "localhost-slurm"  # the computer `aiida-mofmlp setup --scheduler slurm` creates
 TIME_LIMIT = 60  # seconds: Slurm's --time of the first job
@@ -35,9 +29,9 @@ from aiida_mofmlp.workflows.cp2k.base import Cp2kSinglePointWorkChain
 
 box = 10.0
 waters = Atoms(cell=[box] * 3, pbc=True)
-for i in range(4):
+for i in range(8):  # a 2 x 2 x 2 grid: well over a minute even on an idle machine
     water = molecule("H2O")
-    water.translate([1.5 + (i % 2) * 3.0, 1.5 + (i // 2) * 3.0, box / 2])
+    water.translate([1.5 + (i % 2) * 3.0, 1.5 + (i // 2 % 2) * 3.0, box / 2 - 1.5 + (i // 4) * 3.0])
     waters += water
 scf = {{
     "EPS_SCF": 1.0e-6, "MAX_SCF": 300,
@@ -47,7 +41,8 @@ scf = {{
 }}
 builder = Cp2kSinglePointWorkChain.get_builder_from_protocol(
     orm.load_code("mofmlp-cp2k@{computer}"), orm.StructureData(ase=waters), "balanced",
-    overrides={{"parameters": {{"FORCE_EVAL": {{"DFT": {{"SCF": scf}}}}}}}},
+    # a fine grid (the protocol has 400 Ry) makes every SCF step slow: the job lasts minutes on any machine
+    overrides={{"parameters": {{"FORCE_EVAL": {{"DFT": {{"SCF": scf, "MGRID": {{"CUTOFF": 1000}}}}}}}}}},
     options={{"max_wallclock_seconds": {time_limit}}},
 )
 builder.walltime_fraction = orm.Float(10.0)  # CP2K's own WALLTIME beyond Slurm's limit: Slurm kills first
