@@ -86,7 +86,7 @@ def ensemble_problem(run: orm.ProcessNode) -> str | None:
     )
     return (
         f"{name} {detail}, so it has no usable final ensemble and the ticked properties were not run; "
-        "continue it with ActiveLearningWorkChain.get_builder_restart (or `aiida-mofmlp restart`) and run "
+        "continue it with ActiveLearningWorkChain.get_builder_restart and run "
         "the properties on the new run"
     )
 
