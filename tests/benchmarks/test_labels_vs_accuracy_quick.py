@@ -23,13 +23,19 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "labels_vs_accuracy
 STRATEGIES = ("ours", "sigma_topk", "random", "diversity", "cbad", "flat_histogram")
 
 
-def _module(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"lva_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench_module(monkeypatch):
+    """Loads a script of the benchmark as a module; its folder is on the import path for this test only
+    (the scripts import each other, e.g. ``from report import write_report``)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"lva_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 def _run(script: str, *args: str) -> None:
@@ -52,14 +58,14 @@ def quick_run(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_quick_cache_has_every_kind_of_frame(quick_run):
+def test_quick_cache_has_every_kind_of_frame(quick_run, bench_module):
     cache, _ = quick_run
     info = json.loads((cache / "build_info.json").read_text())
     assert info["command"].endswith("build_pool.py --quick --out " + str(cache) + " --jobs 2 --chunk 8")
     assert info["cold_wall_s"] > 0 and info["method"] == "GFN1-xTB"
     assert set(info["pool_kinds"]) == {"md", "strained", "rattled", "md_gcmc"}
     assert set(info["pool_loadings"]) >= {"0", "1", "2", "4"}
-    build = _module("build_pool")
+    build = bench_module("build_pool")
     pool, test = build.load_cache(cache)
     assert len(pool) == info["n_pool"] > 0 and len(test) == info["n_test"] > 0
     assert {a.info["config_type"] for a in test} == {"md_test"}
@@ -115,11 +121,11 @@ def test_quick_benchmark_rounds_budgets_and_errors(quick_run):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_random_strategy_depends_on_the_seed(quick_run):
+def test_random_strategy_depends_on_the_seed(quick_run, bench_module):
     import pickle
 
     _, out = quick_run
-    bench = _module("run_benchmark")
+    bench = bench_module("run_benchmark")
     work = out / "work"
     with (work / "features.pkl").open("rb") as handle:
         features = pickle.load(handle)
@@ -137,9 +143,9 @@ def test_random_strategy_depends_on_the_seed(quick_run):
         assert len(set(chosen)) == 4 and set(chosen) <= set(candidates)
 
 
-def test_bootstrap_ratio_on_known_curves():
+def test_bootstrap_ratio_on_known_curves(bench_module):
     """Curves exactly linear in log(MAE): the labels to target and their ratio are known in closed form."""
-    report = _module("report")
+    report = bench_module("report")
     offsets = {"random": [1.0, 1.1, 1.2, 1.3, 1.4], "ours": [1.2, 1.1, 1.0, 0.9, 0.8], "cbad": [9.0] * 5}
     rates = {"random": 0.05, "ours": 0.1, "cbad": 0.01}
     records = [

@@ -6,6 +6,8 @@ restart file, ``output_structure`` / ``output_trajectory``). It adds
 * ``labels`` (ArrayData, ENERGY / ENERGY_FORCE runs): array ``forces`` (eV/Angstrom), array ``stress``
   (eV/Angstrom^3, ASE's sign) when CP2K printed it, attributes ``energy`` (eV) and ``units``;
   ``energy`` (Float, eV) as well;
+* ``resp_charges`` (ArrayData, single points with CP2K's &RESP charge file retrieved): array ``charges`` (e,
+  atom order), attributes ``kinds``, ``unit`` and the fit's ``fit_rms`` / ``fit_rrms``;
 * ``md_trajectory`` (TrajectoryData, MD runs): per step the positions and ``cells`` (Angstrom), arrays
   ``forces`` (eV/Angstrom) and ``energies`` (potential energy, eV), ``times`` (fs), ``stepids``;
 
@@ -55,7 +57,8 @@ class Cp2kParser(Cp2kBaseParser):
         if run_type == "MD":
             return self._parse_md_trajectory() or ExitCode(0)
         if run_type in SINGLE_POINT_RUN_TYPES:
-            return self._parse_labels(require_forces=run_type == "ENERGY_FORCE") or ExitCode(0)
+            labels = self._parse_labels(require_forces=run_type == "ENERGY_FORCE")
+            return labels or self._parse_resp_charges() or ExitCode(0)
         return ExitCode(0)
 
     # --- standard output ------------------------------------------------------------------------------
@@ -113,6 +116,24 @@ class Cp2kParser(Cp2kBaseParser):
         return len(self.node.inputs.structure.sites) if "structure" in self.node.inputs else None
 
     # --- labels of a single point ---------------------------------------------------------------------
+
+    def _parse_resp_charges(self) -> ExitCode | None:
+        """Output ``resp_charges`` when CP2K wrote its &RESP charge file; 302 when that file is unreadable."""
+        names = self.retrieved.base.repository.list_object_names()
+        if raw.RESP_CHARGES_FILE not in names:
+            return None
+        try:
+            kinds, charges = raw.parse_resp_charges(
+                self.retrieved.base.repository.get_object_content(raw.RESP_CHARGES_FILE)
+            )
+        except ValueError as exc:
+            return with_detail(self.exit_codes.ERROR_OUTPUT_PARSE, f"{raw.RESP_CHARGES_FILE}: {exc}")
+        node = orm.ArrayData()
+        node.set_array("charges", charges)
+        fit = raw.parse_resp_fit(self.retrieved.base.repository.get_object_content(raw.OUTPUT_FILENAME))
+        node.base.attributes.set_many({"kinds": kinds, "unit": "e", **fit})
+        self.out("resp_charges", node)
+        return None
 
     def _parse_labels(self, require_forces: bool) -> ExitCode | None:
         """Outputs ``labels`` and ``energy``; 302 when the energy (or required forces) are missing."""

@@ -16,11 +16,8 @@ from aiida.engine import run_get_node
 from ase import Atoms
 
 from aiida_mofmlp.data.guest import GuestMoleculeData
-from aiida_mofmlp.workflows.functions.adsorption import (
-    RESP_CHARGES_FILE,
-    framework_charges_from_cp2k,
-    parse_resp_charges,
-)
+from aiida_mofmlp.parsers.parse_raw.cp2k import RESP_CHARGES_FILE, parse_resp_charges
+from aiida_mofmlp.workflows.functions.adsorption import framework_charges_from_cp2k
 from aiida_mofmlp.workflows.properties.adsorption import (
     AdsorptionWorkChain,
     cp2k_charges_builder,
@@ -98,7 +95,8 @@ def test_cp2k_charges_are_neutral_polar_and_reach_raspa(require_code, method):
     assert node.is_finished_ok, node.exit_message
     assert RESP_CHARGES_FILE in results["retrieved"].base.repository.list_object_names()
 
-    result = framework_charges_from_cp2k(structure, results["retrieved"], orm.Str(method))
+    assert results["resp_charges"].creator.process_label == "Cp2kCalculation"  # made by the CalcJob's parser
+    result = framework_charges_from_cp2k(structure, results["resp_charges"], orm.Str(method))
     charges = result["charges"].get_array("charges")
     attributes = result["charges"].base.attributes.all
     print(f"{method} charges (e) O, H, H: {np.round(charges, 4).tolist()} ({elapsed:.1f} s)", attributes)

@@ -40,6 +40,12 @@ _ENERGY_RE = re.compile(r"^ ENERGY\| Total FORCE_EVAL \( \w+ \) energy \[a\.u\.\
 _STRESS_RE = re.compile(r"^ STRESS\|\s+([xyz])\s+(\S+)\s+(\S+)\s+(\S+)\s*$", re.MULTILINE)
 _RUN_TYPE_RE = re.compile(r"^ GLOBAL\| Run type\s+(\S+)\s*$", re.MULTILINE)
 _SOURCE_LOCATION_RE = re.compile(r"\w+\.F:\d+")
+#: CP2K's RESP/REPEAT charge file (project ``aiida``, &PROPERTIES/&RESP/&PRINT/&RESP_CHARGES_TO_FILE)
+RESP_CHARGES_FILE = "aiida-RESP_CHARGES.resp"
+_RESP_FIT_RE = {
+    "fit_rms": re.compile(r"Root-mean-square \(RMS\) error of RESP fit:\s+(\S+)"),
+    "fit_rrms": re.compile(r"Relative root-mean-square \(RRMS\) error of RESP fit:\s+(\S+)"),
+}
 
 
 def _parse_forces(text: str) -> np.ndarray | None:
@@ -208,3 +214,31 @@ __all__ = [
     "read_xyz_frames",
     "run_type",
 ]
+
+
+def parse_resp_charges(text: str) -> tuple[list[str], np.ndarray]:
+    """Kind names and charges (e), in atom order, of CP2K's RESP charge file (``RESP <index> <kind> <q>``).
+
+    Raises ValueError when the file has no charge lines or the atom indices are not 1..N.
+    """
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "RESP" and parts[1].isdigit():
+            rows.append((int(parts[1]), parts[2], float(parts[3])))
+    if not rows:
+        raise ValueError("no 'RESP <index> <kind> <charge>' lines in the RESP charge file")
+    rows.sort()
+    if [row[0] for row in rows] != list(range(1, len(rows) + 1)):
+        raise ValueError(f"RESP charge file: atom indices are not 1..{len(rows)}")
+    return [row[1] for row in rows], np.array([row[2] for row in rows], dtype=float)
+
+
+def parse_resp_fit(text: str) -> dict[str, float]:
+    """The RESP fit's errors CP2K printed in its output: ``fit_rms`` (a.u.) and ``fit_rrms`` (relative)."""
+    errors = {}
+    for key, pattern in _RESP_FIT_RE.items():
+        found = pattern.findall(text)
+        if found:
+            errors[key] = float(found[-1])
+    return errors

@@ -90,6 +90,12 @@ class Cp2kSinglePointWorkChain(Cp2kProtocolMixin, BaseRestartWorkChain):
         )
         spec.output("energy", valid_type=orm.Float, required=False, help="The energy in eV.")
         spec.output(
+            "resp_charges",
+            valid_type=orm.ArrayData,
+            required=False,
+            help="Charges (e) of CP2K's &RESP (REPEAT/RESP) fit, when the calculation retrieved its file.",
+        )
+        spec.output(
             "final_parameters",
             valid_type=orm.Dict,
             required=False,
@@ -174,7 +180,8 @@ class Cp2kSinglePointWorkChain(Cp2kProtocolMixin, BaseRestartWorkChain):
         calculation = self.ctx.children[self.ctx.iteration - 1]
         if "labels" not in calculation.outputs:
             return self.exit_codes.ERROR_NO_LABELS
-        for name in ("labels", "energy"):  # the parser's dynamic outputs, not in Cp2kCalculation's spec
+        # the parser's dynamic outputs, not in Cp2kCalculation's spec
+        for name in ("labels", "energy", "resp_charges"):
             if name in calculation.outputs:
                 self.out(name, calculation.outputs[name])
         if self.ctx.parameters != self.ctx.initial_parameters:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 
 import numpy as np
 from aiida import orm
@@ -86,30 +85,8 @@ def gas_phase_guest(guest: orm.Data, box: orm.Float):
     return StructureSetData.from_frames([atoms])
 
 
-#: CP2K's RESP/REPEAT charge file of a Cp2kCalculation (project ``aiida``, &RESP/&PRINT/&RESP_CHARGES_TO_FILE)
-RESP_CHARGES_FILE = "aiida-RESP_CHARGES.resp"
 #: the charge-fit methods of CP2K's &RESP section, as recorded on the charges node
 CP2K_CHARGE_METHODS = {"repeat": "CP2K REPEAT", "resp": "CP2K RESP"}
-_RESP_RMS = re.compile(r"Root-mean-square \(RMS\) error of RESP fit:\s+(\S+)")
-_RESP_RRMS = re.compile(r"Relative root-mean-square \(RRMS\) error of RESP fit:\s+(\S+)")
-
-
-def parse_resp_charges(text: str) -> tuple[list[str], np.ndarray]:
-    """Kind names and charges (e), in atom order, of CP2K's RESP charge file (``RESP <index> <kind> <q>``).
-
-    Raises ValueError when the file has no charge lines or the atom indices are not 1..N.
-    """
-    rows = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[0] == "RESP" and parts[1].isdigit():
-            rows.append((int(parts[1]), parts[2], float(parts[3])))
-    if not rows:
-        raise ValueError("no 'RESP <index> <kind> <charge>' lines in the RESP charge file")
-    rows.sort()
-    if [row[0] for row in rows] != list(range(1, len(rows) + 1)):
-        raise ValueError(f"RESP charge file: atom indices are not 1..{len(rows)}")
-    return [row[1] for row in rows], np.array([row[2] for row in rows], dtype=float)
 
 
 def _neutral_charges(atoms: Atoms, raw: np.ndarray, method: str, filename: str, **extra) -> dict:
@@ -143,36 +120,29 @@ def framework_charges_from_xtb(structure: orm.StructureData, labelled: Structure
 
 @calcfunction
 def framework_charges_from_cp2k(
-    structure: orm.StructureData, retrieved: orm.FolderData, method: orm.Str
+    structure: orm.StructureData, resp_charges: orm.ArrayData, method: orm.Str
 ) -> dict:
     """Framework charges (e) fitted by CP2K's &RESP section (``method`` repeat or resp), made exactly neutral.
 
-    Reads :data:`RESP_CHARGES_FILE` of the CP2K calculation's ``retrieved`` folder (and the fit's RMS errors
-    from ``aiida.out`` when present). Returns ``charges`` (ArrayData ``charges``, attributes ``method``,
-    ``total_before``, ``unit``, ``fit_rms`` (potential, a.u.) and ``fit_rrms`` (relative)) and ``cif`` (a P1
-    CifData with ``_atom_site_charge``, for RASPA's ``framework_charges: cif``), like
-    :func:`framework_charges_from_xtb`.
+    ``resp_charges``: the ``mofmlp.cp2k`` parser's output (array ``charges``, attributes ``kinds``, and
+    ``fit_rms`` / ``fit_rrms`` when CP2K printed them). Returns ``charges`` (ArrayData ``charges``,
+    attributes ``method``, ``total_before``, ``unit``, ``fit_rms`` (potential, a.u.) and ``fit_rrms``
+    (relative)) and ``cif`` (a P1 CifData with ``_atom_site_charge``, for RASPA's ``framework_charges:
+    cif``), like :func:`framework_charges_from_xtb`.
     """
     name = method.value
     if name not in CP2K_CHARGE_METHODS:
         raise ValueError(
             f"method {name!r} is not a CP2K charge method; valid: {', '.join(CP2K_CHARGE_METHODS)}"
         )
-    files = retrieved.base.repository.list_object_names()
-    if RESP_CHARGES_FILE not in files:
-        raise ValueError(f"the CP2K calculation retrieved no {RESP_CHARGES_FILE} (files: {sorted(files)})")
-    kinds, raw = parse_resp_charges(retrieved.base.repository.get_object_content(RESP_CHARGES_FILE))
+    kinds = list(resp_charges.base.attributes.get("kinds"))
     expected = [site.kind_name for site in structure.sites]
     if kinds != expected:
-        raise ValueError(f"{RESP_CHARGES_FILE}: atoms {kinds} differ from the framework's {expected}")
-    extra = {}
-    if "aiida.out" in files:
-        output = retrieved.base.repository.get_object_content("aiida.out")
-        for key, pattern in (("fit_rms", _RESP_RMS), ("fit_rrms", _RESP_RRMS)):
-            found = pattern.findall(output)
-            if found:
-                extra[key] = float(found[-1])
+        raise ValueError(f"RESP charges: atoms {kinds} differ from the framework's {expected}")
+    attributes = resp_charges.base.attributes.all
+    extra = {key: attributes[key] for key in ("fit_rms", "fit_rrms") if key in attributes}
     filename = f"framework_{name}_charges.cif"
+    raw = resp_charges.get_array("charges")
     return _neutral_charges(structure.get_ase(), raw, CP2K_CHARGE_METHODS[name], filename, **extra)
 
 

@@ -33,11 +33,11 @@ from aiida_mofmlp.calculations.xtb import XtbCalculation
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.data.guest import GuestMoleculeData
 from aiida_mofmlp.data.mace_model import MaceModelData
+from aiida_mofmlp.parsers.parse_raw.cp2k import RESP_CHARGES_FILE
 from aiida_mofmlp.workflows.cp2k.base import Cp2kSinglePointWorkChain
 from aiida_mofmlp.workflows.cp2k.inputs import check_elements, is_xtb
 from aiida_mofmlp.workflows.functions.adsorption import (
     CP2K_CHARGE_METHODS,
-    RESP_CHARGES_FILE,
     assemble_isotherm,
     compute_heat_of_adsorption,
     framework_charges_from_cp2k,
@@ -401,18 +401,15 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         """Charges node (sums to zero) and the charged CIF for RASPA."""
         calc = self.ctx.charges
         method = self.inputs.framework_charges.value
-        needed = "retrieved" if method in CP2K_CHARGE_METHODS else "labelled"
+        needed = "resp_charges" if method in CP2K_CHARGE_METHODS else "labelled"
         if not calc.is_finished_ok or needed not in calc.outputs:
             return self.exit_codes.ERROR_CHARGES_FAILED.format(
                 detail=f"{calc.process_label}<{calc.pk}> exit {calc.exit_status}: {calc.exit_message}"
+                + ("" if needed in calc.outputs else f" (no `{needed}` output)")
             )
         if method in CP2K_CHARGE_METHODS:
-            if RESP_CHARGES_FILE not in calc.outputs.retrieved.base.repository.list_object_names():
-                return self.exit_codes.ERROR_CHARGES_FAILED.format(
-                    detail=f"{calc.process_label}<{calc.pk}> finished without CP2K's {RESP_CHARGES_FILE}"
-                )
             result = framework_charges_from_cp2k(
-                self.inputs.structure, calc.outputs.retrieved, orm.Str(method)
+                self.inputs.structure, calc.outputs.resp_charges, orm.Str(method)
             )
         else:
             result = framework_charges_from_xtb(self.inputs.structure, calc.outputs.labelled)
