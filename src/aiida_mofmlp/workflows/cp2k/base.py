@@ -13,6 +13,7 @@ from aiida.plugins import CalculationFactory
 
 from aiida_mofmlp.workflows.cp2k import inputs as inputs_mod
 from aiida_mofmlp.workflows.cp2k.inputs import PARSER_NAME, Cp2kProtocolMixin
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
 
 Cp2kCalculation = CalculationFactory("cp2k")
 
@@ -80,7 +81,7 @@ class Cp2kSinglePointWorkChain(Cp2kProtocolMixin, BaseRestartWorkChain):
             while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
             cls.results,
         )
-        spec.expose_outputs(Cp2kCalculation)
+        expose_calcjob_outputs(spec, Cp2kCalculation)
         spec.output(
             "labels",
             valid_type=orm.ArrayData,

@@ -14,6 +14,7 @@ from aiida_mofmlp.calculations.lammps_md import UNSTABLE_EXIT_CODES, LammpsMdCal
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.engines.lammps.md import DEFAULTS, load_settings
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
 
 
 def scale_timestep(parameters: dict, factor: float) -> dict:
@@ -87,7 +88,7 @@ class LammpsMdBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
             while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
             cls.results,
         )
-        spec.expose_outputs(LammpsMdCalculation)
+        expose_calcjob_outputs(spec, LammpsMdCalculation)
         spec.exit_code(
             450, "ERROR_MD_UNSTABLE", message="The MD kept blowing up down to the minimum time step: {detail}"
         )

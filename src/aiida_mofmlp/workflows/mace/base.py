@@ -15,6 +15,7 @@ from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.mace.train import TRAIN_DEFAULTS
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin, load_overrides
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
 
 
 class MaceProtocolMixin(ProtocolMixin):
@@ -58,7 +59,7 @@ class MaceTrainBaseWorkChain(MaceProtocolMixin, BaseRestartWorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.expose_inputs(MaceTrainCalculation, namespace="train")
-        spec.expose_outputs(MaceTrainCalculation)
+        expose_calcjob_outputs(spec, MaceTrainCalculation)
         spec.input(
             "lr_factor",
             valid_type=orm.Float,

@@ -14,6 +14,7 @@ from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.mace.deviation import DEVIATION_DEFAULTS
 from aiida_mofmlp.workflows.mace.base import MaceProtocolMixin, reject_unknown_inputs
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
 
 
 class DeviationBaseWorkChain(MaceProtocolMixin, BaseRestartWorkChain):
@@ -26,7 +27,7 @@ class DeviationBaseWorkChain(MaceProtocolMixin, BaseRestartWorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.expose_inputs(DeviationCalculation, namespace="deviation")
-        spec.expose_outputs(DeviationCalculation)
+        expose_calcjob_outputs(spec, DeviationCalculation)
         spec.outline(
             cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results
         )

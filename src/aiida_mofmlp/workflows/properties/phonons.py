@@ -22,6 +22,7 @@ from aiida_mofmlp.engines.phonons.run import PHONONS_DEFAULTS
 from aiida_mofmlp.workflows.functions.phonons import structures_to_frames
 from aiida_mofmlp.workflows.properties.trust import PropertyTrustMixin, define_trust_spec, fill_trust_inputs
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
 
 #: the label of the model that drives the engine
 DRIVING_MODEL = "model_0"
@@ -76,7 +77,7 @@ class PhononsWorkChain(PropertyTrustMixin, ProtocolMixin, BaseRestartWorkChain):
             cls.run_trust_check,
             cls.inspect_trust,
         )
-        spec.expose_outputs(PhononsCalculation)
+        expose_calcjob_outputs(spec, PhononsCalculation)
         spec.exit_code(
             410,
             "ERROR_IMAGINARY_MODES",

@@ -22,6 +22,7 @@ from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.selection import select as engine
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin, load_overrides
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
 
 
 @calcfunction
@@ -83,7 +84,7 @@ class SelectionWorkChain(ProtocolMixin, BaseRestartWorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.expose_inputs(SelectCalculation, namespace="select")
-        spec.expose_outputs(SelectCalculation)
+        expose_calcjob_outputs(spec, SelectCalculation)
         spec.outline(
             cls.setup,
             while_(cls.should_run_process)(cls.run_process, cls.inspect_process),

@@ -12,6 +12,7 @@ from aiida_mofmlp.calculations.xtb import XtbCalculation
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin, load_overrides
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
 
 #: the job's walltime is multiplied by this after the scheduler stopped it for time
 WALLTIME_FACTOR = 2.0
@@ -27,7 +28,7 @@ class XtbBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.expose_inputs(XtbCalculation, namespace="xtb")
-        spec.expose_outputs(XtbCalculation)
+        expose_calcjob_outputs(spec, XtbCalculation)
         spec.outline(
             cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results
         )
