@@ -25,7 +25,7 @@ from typing import Any
 FRAMEWORK = "ZnBDCdabco"
 GUEST = "CO2"
 #: the packaged overrides of the ``fast`` protocol the demo runs with (protocols/overrides/demo.yaml):
-#: 3 iterations in about 6-8 minutes on 2 CPU cores
+#: at most 3 iterations, about 8 minutes of loop on 2 CPU cores (7.7 min measured 2026-12-02)
 DEMO_OVERRIDES = "demo"
 
 
@@ -286,7 +286,7 @@ def run_demo(
         f"Active learning of a MACE potential for {GUEST} in {FRAMEWORK} (DMOF-1, 54 atoms): loadings "
         f"{opts['loadings']} CO2 per cell, {opts['temperatures']} K, GFN1-xTB labels, 2 MACE models "
         f"fine-tuned from the shipped foundation, at most {opts['max_iterations']} iterations. One line per "
-        "stage below (about 6-8 minutes on 2 cores)."
+        "stage below (about 8 minutes on 2 cores)."
     )
     start = time.monotonic()
     with compact_progress(echo):

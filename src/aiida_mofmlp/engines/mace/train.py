@@ -42,6 +42,7 @@ Exit status: 0 ok, 2 invalid input (before training), 3 training diverged (NaN/i
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -457,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mofmlp-train", description=__doc__.splitlines()[0])
     parser.add_argument("input", help="JSON/YAML input file (see module docs)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: one thread unless told
     try:
         results = train(read_input(args.input), ".")
     except InputError as error:

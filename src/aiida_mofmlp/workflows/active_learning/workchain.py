@@ -368,9 +368,20 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
         return inputs
 
     def _submit_md_grid(
-        self, frames: StructureSetData, indices, model, prefix: str, temperatures, **parameters
+        self,
+        frames: StructureSetData,
+        indices,
+        model,
+        prefix: str,
+        temperatures,
+        wait: bool = True,
+        **parameters,
     ):
-        """One MD per frame index and temperature; returns {context key: (tags)}."""
+        """One MD per frame index and temperature; returns {context key: (tags)}.
+
+        With ``wait=False`` the next step does not wait for them: their pks go to ``ctx.pending`` and a later
+        step waits with ``_await_pending`` (so that they run alongside what that step submits).
+        """
         runs = {}
         for index in indices:
             atoms = frames.get_frame(index)
@@ -381,13 +392,21 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                     LammpsMdBaseWorkChain,
                     **self._md_inputs(frames, model, key, temperature, index, **parameters),
                 )
-                self.to_context(**{key: future})
+                if wait:
+                    self.to_context(**{key: future})
+                else:
+                    self.ctx.pending = {**self.ctx.get("pending", {}), key: future.pk}
                 runs[key] = {
                     "loading": loading,
                     "target_temperature": float(temperature),
                     "iteration": self.ctx.iteration,
                 }
         return runs
+
+    def _await_pending(self) -> None:
+        """Make the next step wait for the processes that ``_submit_md_grid(wait=False)`` left running."""
+        pending = self.ctx.pop("pending", None) or {}
+        self.to_context(**{key: orm.load_node(pk) for key, pk in pending.items()})
 
     def _collect_md(self, runs: dict, extra: dict | None = None, extra_tags: dict | None = None):
         """Merge the trajectories of ``runs`` (+ ``extra`` sets); count blow-ups and failures."""
@@ -420,6 +439,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self.inputs.foundation_model,
             "sampling",
             self.ctx.temperatures,
+            wait=False,  # the loaded runs need only RASPA's snapshots: they start alongside these
             **self._sampling_md_length(),
         )
         if self.ctx.loadings and "raspa" in self.inputs:
@@ -473,6 +493,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self.ctx.temperatures,
             **self._sampling_md_length(),
         )
+        self._await_pending()
 
     def _sampling_md_length(self) -> dict:
         """``steps`` / ``dump_interval`` of the foundation-model MD when ``initial_sampling`` sets them."""
@@ -930,9 +951,11 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f"{key}: {value['fraction_below_lo']:.0%}"
             for key, value in (row.get("per_loading") or {}).items()
         )
+        mae = row.get("valid_mae_f")
         self.report(
             f"iteration {row['iteration']}: trained on {row.get('n_training')} frames "
-            f"(validation MAE {row.get('valid_mae_f')} eV/A); explored {row.get('n_explored')} frames "
+            f"(validation MAE {'-' if mae is None else f'{mae:.3f}'} eV/A); "
+            f"explored {row.get('n_explored')} frames "
             f"({row.get('n_blowups', 0)} blow-up(s)); below lo per loading {{{loadings}}}; "
             f"{row.get('n_above_hi')} above hi; {row.get('n_candidates')} candidates, "
             f"{row.get('n_selected')} selected, {row.get('n_labelled')} labelled, "
