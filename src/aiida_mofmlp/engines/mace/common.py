@@ -119,7 +119,7 @@ def run_mace_train(argv: Sequence[str], log_path: str | Path) -> int:
                 run(tools.build_default_arg_parser().parse_args(list(argv)))
                 status = 0
             except SystemExit as stop:
-                status = stop.code if isinstance(stop.code, int) else 1
+                status = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
             except Exception:  # any failure of mace is reported through the log and the status
                 traceback.print_exc(file=log)
                 status = 1
