@@ -43,6 +43,30 @@ def raspa_share_dir():
     return Path(RASPA2.__file__).parent / "share" / "raspa"
 
 
+#: tests sharing an expensive session fixture, or one setup of services, run on one pytest-xdist worker
+_SHARED_SETUP_GROUPS = {
+    "finished_al_run": "finished_al_run",
+    "production_profile": "production",
+    "slurm": "production",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Group tests for ``pytest -n N --dist loadgroup`` (scripts/test.sh): a worker takes whole groups.
+
+    A test using a shared session fixture (the finished loop, the Slurm + daemon profile) joins that
+    fixture's group, so it is built once; every other test stays with its module, whose module-scoped
+    fixtures are then built once too. Without xdist the marks do nothing.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        fixtures = getattr(item, "fixturenames", ())
+        shared = next((group for name, group in _SHARED_SETUP_GROUPS.items() if name in fixtures), None)
+        item.add_marker(pytest.mark.xdist_group(shared or item.nodeid.split("::")[0]))
+
+
 #: a tiny 2-iteration active-learning run: the packaged overrides file workflows/protocols/overrides/tiny.yaml
 #: (trust lo so low that iteration 1 is never converged)
 TINY_AL_OVERRIDES = "tiny"
