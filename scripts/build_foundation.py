@@ -31,7 +31,6 @@ Full build (about 40 min on 2 shared, busy cores; most of it GFN1-xTB labelling 
 from __future__ import annotations
 
 import argparse
-import gzip
 import itertools
 import json
 import multiprocessing
@@ -579,8 +578,7 @@ class Build:
             heldout += members[: self.plan["heldout_per_framework"]]
         files = {"model": f"{MODEL_NAME}.model", "replay": "replay.extxyz.gz", "heldout": "heldout.extxyz.gz"}
         for key, frames in (("replay", replay), ("heldout", heldout)):
-            with gzip.open(out / files[key], "wt") as handle:
-                write_frames(frames, handle)
+            write_frames(frames, out / files[key])
         card = self.card(train, test, replay, heldout, files, out)
         import yaml
 

@@ -49,11 +49,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 from ase import Atoms
 
+from aiida_mofmlp.common.frames import read_frames, write_frames
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from _common import read_gz, write_gz  # noqa: E402
-
 CIF_NAME = "ZnBDCdabco.cif"
 LOADINGS = (0, 1, 2, 4)
 #: an MD frame with two atoms closer than this (Angstrom) ends the run: the model has failed there
@@ -161,7 +159,6 @@ def strained(cell: Atoms, rng: np.random.Generator) -> tuple[Atoms, str]:
 
 def label_chunk(task: dict) -> dict:
     """Label one chunk of frames with xTB in ``task['folder']`` (skipped when already labelled)."""
-    from aiida_mofmlp.common.frames import write_frames
     from aiida_mofmlp.engines.xtb.label import LABELLED_FILE, SUMMARY_FILE, run
 
     folder = Path(task["folder"])
@@ -174,7 +171,6 @@ def label_chunk(task: dict) -> dict:
 
 def label(frames: list[Atoms], folder: Path, jobs: int, chunk: int) -> tuple[list[Atoms], dict]:
     """xTB labels of ``frames`` (input order kept; failed frames dropped) and a summary."""
-    from aiida_mofmlp.common.frames import read_frames
     from aiida_mofmlp.engines.xtb.label import FAILURES_FILE, LABELLED_FILE
 
     tasks = [
@@ -207,7 +203,6 @@ def label(frames: list[Atoms], folder: Path, jobs: int, chunk: int) -> tuple[lis
 
 def bootstrap_model(frames: list[Atoms], folder: Path, epochs: int, seed: int) -> Path:
     """The shipped foundation, fine-tuned (naive) on ``frames`` for ``epochs`` (0: the foundation itself)."""
-    from aiida_mofmlp.common.frames import write_frames
     from aiida_mofmlp.common.resources import foundation_files
     from aiida_mofmlp.engines.mace import train as mace_train
 
@@ -275,7 +270,6 @@ def run_md(model: Path, cell: Atoms, temperature: float, n_frames: int, stride: 
 
 def run_gcmc(model: Path, framework: Atoms, pressures: list[float], n_frames: int, folder: Path, seed: int):
     """Hybrid MD-GCMC of CO2 in ``framework`` at 300 K (``engines.lammps.md``); frames and status."""
-    from aiida_mofmlp.common.frames import read_frames, write_frames
     from aiida_mofmlp.data.guest import BUILTIN_GUESTS
     from aiida_mofmlp.engines.lammps.md import RESULTS_FILE, TRAJECTORY_FILE
     from aiida_mofmlp.engines.lammps.md import run_md as lammps_md
@@ -415,8 +409,6 @@ def main(argv: list[str] | None = None) -> int:
         info_path.write_text(json.dumps(info, indent=1))
         print(f"[build_pool] {name}: {info['timings_s'][name]} s", flush=True)
 
-    from aiida_mofmlp.common.frames import read_frames, write_frames
-
     t0 = time.monotonic()
     cells_file = work / "cells.extxyz"
     if not cells_file.is_file():
@@ -460,9 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         stage("label", t0)
 
     out.mkdir(parents=True, exist_ok=True)
-    write_gz(pool, out / "pool.extxyz.gz")
-    write_gz(test, out / "test.extxyz.gz")
-    write_gz(boot, out / "bootstrap.extxyz.gz")
+    write_frames(pool, out / "pool.extxyz.gz")
+    write_frames(test, out / "test.extxyz.gz")
+    write_frames(boot, out / "bootstrap.extxyz.gz")
     info.update(
         n_pool=len(pool),
         n_test=len(test),
@@ -483,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
 def load_cache(folder: str | Path) -> tuple[list[Atoms], list[Atoms]]:
     """The labelled pool and test frames of a cache folder."""
     folder = Path(folder)
-    return read_gz(folder / "pool.extxyz.gz"), read_gz(folder / "test.extxyz.gz")
+    return read_frames(folder / "pool.extxyz.gz"), read_frames(folder / "test.extxyz.gz")
 
 
 if __name__ == "__main__":

@@ -54,11 +54,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
+from aiida_mofmlp.common.frames import read_frames, write_frames
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from _common import read_gz  # noqa: E402
-
 STRATEGIES = ("ours", "sigma_topk", "random", "diversity", "cbad", "flat_histogram")
 #: strategies that need the ensemble's predictions on the candidates
 NEEDS_ENSEMBLE = ("ours", "sigma_topk", "flat_histogram")
@@ -122,7 +120,6 @@ def train_member(
     ``owner`` is ``start`` for the shared round 0 and the strategy's name after it, so that two strategies
     running in parallel never train into the same folder.
     """
-    from aiida_mofmlp.common.frames import write_frames
     from aiida_mofmlp.common.resources import foundation_files
     from aiida_mofmlp.engines.mace import train as mace_train
 
@@ -147,7 +144,7 @@ def train_member(
         "name": "model",
     }
     if settings["mode"] == "multihead":
-        write_frames(read_gz(files.replay), folder / "replay.extxyz")
+        write_frames(read_frames(files.replay), folder / "replay.extxyz")
         config["replay_file"] = "replay.extxyz"
     else:
         config.pop("num_samples_replay")
@@ -274,7 +271,7 @@ def run_strategy(task: dict) -> list[dict]:
     _silence()
     settings, seed, strategy = task["settings"], task["seed"], task["strategy"]
     work = Path(settings["workdir"])
-    pool, test = read_gz(work / "pool.extxyz.gz"), read_gz(work / "test.extxyz.gz")
+    pool, test = read_frames(work / "pool.extxyz.gz"), read_frames(work / "test.extxyz.gz")
     with (work / "features.pkl").open("rb") as handle:
         features = pickle.load(handle)
     rng = np.random.default_rng([seed, STRATEGIES.index(strategy)])
@@ -331,7 +328,7 @@ def prepare_seed(task: dict) -> dict:
     _silence()
     settings, seed = task["settings"], task["seed"]
     work = Path(settings["workdir"])
-    pool = read_gz(work / "pool.extxyz.gz")
+    pool = read_frames(work / "pool.extxyz.gz")
     start = np.random.default_rng(seed).choice(len(pool), settings["n_start"], replace=False)
     start = [int(i) for i in start]
     train_ensemble(pool, start, seed, settings, work / "models", "start")
@@ -362,7 +359,7 @@ def load_frames(path: Path, max_force: float) -> list:
     """Frames of ``path`` without those whose largest |force component| exceeds ``max_force`` (eV/A)."""
     from aiida_mofmlp.common.frames import get_forces
 
-    return [atoms for atoms in read_gz(path) if np.abs(get_forces(atoms)).max() <= max_force]
+    return [atoms for atoms in read_frames(path) if np.abs(get_forces(atoms)).max() <= max_force]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -404,15 +401,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     t_start = time.monotonic()
     _silence()
-    from _common import write_gz
-
     pool = subset(load_frames(Path(args.cache) / "pool.extxyz.gz", args.max_force), settings["max_pool"], 1)
     test = subset(load_frames(Path(args.cache) / "test.extxyz.gz", args.max_force), settings["max_test"], 2)
     if len(pool) < settings["budget"]:
         raise SystemExit(f"the pool has {len(pool)} frames, fewer than the budget {settings['budget']}")
     work.mkdir(parents=True, exist_ok=True)
-    write_gz(pool, work / "pool.extxyz.gz")
-    write_gz(test, work / "test.extxyz.gz")
+    write_frames(pool, work / "pool.extxyz.gz")
+    write_frames(test, work / "test.extxyz.gz")
     pool_sha = hashlib.sha1((work / "pool.extxyz.gz").read_bytes()).hexdigest()[:12]
     features = compute_features(pool)
     with (work / "features.pkl").open("wb") as handle:

@@ -44,3 +44,15 @@ def test_composition_e0s_recovers_per_element_energies():
         frames.append(atoms)
     e0s = fr.composition_e0s(frames)
     assert e0s == pytest.approx({"C": -1030.0, "H": -13.6, "O": -2040.0})
+
+
+def test_gzip_paths_are_compressed_and_read_back(tmp_path):
+    atoms = molecule("CO2", cell=[8, 8, 8], pbc=True)
+    atoms.info["REF_energy"] = -1.5
+    path = tmp_path / "frames.extxyz.gz"
+    assert fr.write_frames([atoms, atoms], path) == 2
+    assert path.read_bytes()[:2] == b"\x1f\x8b"  # the gzip magic number, not plain text
+    back = fr.read_frames(path)
+    assert len(back) == 2
+    assert back[1].info["REF_energy"] == -1.5
+    np.testing.assert_allclose(back[0].positions, atoms.positions)

@@ -1,6 +1,5 @@
 """The small MOF foundation shipped in the package: files and card, physics, node wrappers, build script."""
 
-import gzip
 import subprocess
 import sys
 import warnings
@@ -39,8 +38,7 @@ def calc(files):
 
 
 def _heldout(files):
-    with gzip.open(files.heldout, "rt") as handle:
-        return read_frames(handle)
+    return read_frames(files.heldout)
 
 
 def test_files_exist_and_match_the_card(files, card):
@@ -69,8 +67,7 @@ def test_model_species_cover_the_demo(files, card):
     assert set(facts["species"]) >= DEMO_ELEMENTS
     assert facts["species"] == card["model"]["species"]
     assert facts["r_max"] == pytest.approx(card["model"]["r_max"])
-    with gzip.open(files.replay, "rt") as handle:
-        replay = read_frames(handle)
+    replay = read_frames(files.replay)
     assert len(replay) == card["data"]["replay_frames"]
     assert all("REF_stress" in atoms.info and "REF_forces" in atoms.arrays for atoms in replay)
     assert {atoms.info["framework"] for atoms in replay} <= set(card["data"]["frameworks"])

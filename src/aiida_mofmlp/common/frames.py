@@ -15,6 +15,7 @@ Model predictions (MD trajectories) use ``MACE_energy``, ``MACE_forces``, ``MACE
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 from collections.abc import Iterable, Iterator
@@ -101,24 +102,39 @@ def n_guests(atoms: Atoms) -> int:
     return len(set(guest_ids(atoms).tolist()) - {0})
 
 
+def _is_gzip_path(target: object) -> bool:
+    return isinstance(target, str | Path) and str(target).endswith(".gz")
+
+
 def write_frames(frames: Iterable[Atoms], target: str | Path | IO[str]) -> int:
-    """Write frames as extxyz to a path or text handle; return the number written."""
+    """Write frames as extxyz to a path (gzip-compressed when it ends in ``.gz``) or text handle.
+
+    Returns the number written.
+    """
     frames = list(frames)
     for atoms in frames:
         atoms.calc = None  # labels live under REF_* keys, never in a calculator
-    write(target, frames, format="extxyz")
+    if _is_gzip_path(target):
+        with gzip.open(target, "wt") as handle:
+            write(handle, frames, format="extxyz")
+    else:
+        write(target, frames, format="extxyz")
     return len(frames)
 
 
 def iter_frames(source: str | Path | IO[str]) -> Iterator[Atoms]:
-    """Iterate over frames of an extxyz file or handle one at a time, without loading them all."""
+    """Iterate over frames of an extxyz file (gzip when it ends in ``.gz``) or handle, one at a time."""
+    if _is_gzip_path(source):
+        with gzip.open(source, "rt") as handle:
+            yield from iter_frames(handle)
+        return
     for atoms in iread(source, format="extxyz"):
         atoms.calc = None
         yield atoms
 
 
 def read_frames(source: str | Path | IO[str]) -> list[Atoms]:
-    """Read all frames of an extxyz file or handle."""
+    """Read all frames of an extxyz file (gzip when it ends in ``.gz``) or handle."""
     return list(iter_frames(source))
 
 
