@@ -37,6 +37,20 @@ FILE_PICKER_SHIM = """
 """
 
 
+@pytest.fixture(autouse=True)
+def no_results_follower_outlives_its_test():
+    """The results view's background refresh queries the profile from its own thread: one left running
+    after its test queries a profile that the next tests change, and has aborted a test worker (a database
+    session used from two threads). Each test stops what it started; this checks it."""
+    import threading
+
+    yield
+    left = [thread for thread in threading.enumerate() if thread.name == "mofmlp-results-follower"]
+    for thread in left:
+        thread.join(15)
+    assert not [thread for thread in left if thread.is_alive()], "a results view still follows its run"
+
+
 def _environment(**extra: str) -> dict[str, str]:
     """This process' environment with the virtual environment's ``bin`` first on PATH (the daemon runs
     ``verdi`` from PATH) and ``extra`` added."""

@@ -18,9 +18,11 @@ def app(aiida_profile):
     ensure_codes(ensure_localhost())
     previous = os.environ.get("MOFMLP_PROFILE")
     os.environ["MOFMLP_PROFILE"] = aiida_profile.name
+    app = MofMlpApp()
     try:
-        yield MofMlpApp()
+        yield app
     finally:
+        app.results_view.stop_following()
         if previous is None:
             os.environ.pop("MOFMLP_PROFILE")
         else:

@@ -171,7 +171,11 @@ def test_poller_has_the_kernel_thread_submit(ended_process, tmp_path):
             if "failed with exit status 403" in results.properties_note:
                 return
 
-    asyncio.run(follow_until_ended())
+    try:
+        asyncio.run(follow_until_ended())
+    finally:
+        view.stop_following()
+    assert not view._follower.is_alive()
     failed = [thread for note, thread in notes if "failed with exit status 403" in note]
     assert failed and failed[0] is threading.main_thread(), notes
     assert "failed with exit status 403" in view.properties.value

@@ -176,6 +176,7 @@ class ResultsView(ipw.VBox):
             ],
         )
         self._follower: threading.Thread | None = None
+        self._stop_following = threading.Event()
 
     def open_run(self, pk: int) -> None:
         self.pk.value = int(pk)
@@ -190,7 +191,7 @@ class ResultsView(ipw.VBox):
         """Refresh in the background until the run and its property runs have ended (or ``limit`` s)."""
         if self._follower is not None and self._follower.is_alive():
             return
-        stop = threading.Event()
+        self._stop_following = stop = threading.Event()
         try:  # the kernel's event loop: AiiDA stores nodes (submissions) only from the kernel's thread
             kernel_loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -219,8 +220,19 @@ class ResultsView(ipw.VBox):
                 except Exception:
                     return
 
-        self._follower = threading.Thread(target=_loop, daemon=True)
+        self._follower = threading.Thread(target=_loop, daemon=True, name="mofmlp-results-follower")
         self._follower.start()
+
+    def stop_following(self, timeout: float = 10.0) -> None:
+        """Stop the background refresh (if any) and wait up to ``timeout`` s for its thread to end."""
+        self._stop_following.set()
+        if self._follower is not None:
+            self._follower.join(timeout)
+
+    def close(self) -> None:
+        """Close the widgets after stopping the background refresh: no query outlives the view."""
+        self.stop_following()
+        super().close()
 
     def _target(self, name: str) -> Path:
         return (self.export_folder / f"run_{self.model.run_pk}" / name).resolve()

@@ -239,6 +239,7 @@ def build_train_argv(
         f"--default_dtype={full['default_dtype']}",
         f"--eval_interval={int(full['eval_interval'])}",
         "--error_table=PerAtomMAE",
+        "--plot=False",  # mace's own parity plots (an extra evaluation per stage); curves.npz has the curves
         "--save_cpu",
         f"--work_dir={mace_dir}",
         f"--model_dir={mace_dir}",
