@@ -27,7 +27,9 @@ trap stop_services EXIT
 bash "$ROOT/scripts/broker.sh"
 bash "$ROOT/scripts/slurm.sh"
 # Workers: one per core (MOFMLP_TEST_WORKERS overrides; 0 runs in this process). Each test is one thread
-# (OMP_NUM_THREADS=1); tests sharing a session fixture run on one worker (tests/conftest.py).
+# (OMP_NUM_THREADS=1); tests sharing a session fixture run on one worker (tests/conftest.py). A worker
+# that crashes ends the run (--max-worker-restart=0): with --dist loadgroup, pytest-xdist 3.8 can hang
+# after replacing a crashed worker (pytest-dev/pytest-xdist#1323, #1378), which used up CI's 90 min.
 WORKERS="${MOFMLP_TEST_WORKERS:-$(nproc)}"
 printf '\n==> pytest on %s workers (temporary AiiDA profiles; real CP2K, RASPA, LAMMPS and MACE on tiny systems)\n' "$WORKERS"
-OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest -ra --durations=25 -n "$WORKERS" --dist loadgroup "$@"
+OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest -ra --durations=25 -n "$WORKERS" --dist loadgroup --max-worker-restart=0 "$@"
