@@ -4,7 +4,7 @@ Run it in a profile that has the plugin's codes (`aiida-mofmlp setup` makes them
 
     verdi -p mofmlp run examples/active_learning_demo.py
 
-It is what `aiida-mofmlp demo` runs (at most 3 iterations, about 8 minutes on 2 cores), written out so each
+It is what `aiida-mofmlp demo` runs (at most 3 iterations, about 4 minutes on 2 cores), written out so each
 choice is visible.
 Everything is deliberately tiny; examples/active_learning_mil120.py shows the production settings.
 

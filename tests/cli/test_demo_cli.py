@@ -74,3 +74,15 @@ def test_model_card_table_has_a_row_per_quantity_and_a_column_per_model():
     assert header.split()[1:] == ["fine_tuned", "foundation", "unit"]
     assert bulk.split() == ["bulk_modulus", "12.5", "-", "GPa"]
     assert stable.split() == ["npt_stable", "True", "-"]
+
+
+def test_mace_import_leaves_the_progress_lines_alone():
+    """mace prints a note and e3nn warns when first imported; the demo imports them silenced first."""
+    import subprocess
+    import sys
+
+    code = "from aiida_mofmlp.cli.demo import _import_mace_quietly as q; q(); import mace.tools; print('done')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "done\n"
+    assert "Warning" not in result.stderr and "cuequivariance" not in result.stderr, result.stderr

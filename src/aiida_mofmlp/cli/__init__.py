@@ -98,7 +98,7 @@ def check() -> None:
     help="Afterwards compare the final ensemble with its foundation (ModelCardWorkChain, about 10 min).",
 )
 def demo(profile_name: str, output_dir: str, model_card: bool) -> None:
-    """The active-learning loop on DMOF-1 (ZnBDCdabco) + CO2, fast protocol (about 8 min on 2 cores).
+    """The active-learning loop on DMOF-1 (ZnBDCdabco) + CO2, fast protocol (about 4 min of loop on 2 cores).
 
     Needs `aiida-mofmlp setup` first (codes). One ActiveLearningWorkChain: RASPA snapshots, foundation MD,
     SOAP selection, GFN1-xTB labels, a 2-model MACE ensemble, LAMMPS exploration, ensemble deviation,
