@@ -263,12 +263,10 @@ def _import_mace_quietly() -> None:
     """Import mace before the loop with its import-time notes silenced (a print about cuequivariance and
     e3nn's warning about ``torch.load``): the loop imports it anyway, and would put them among the progress
     lines."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    # without mace the loop's own checks say what is missing
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(ImportError):
         warnings.simplefilter("ignore")
-        try:
-            import mace.tools  # noqa: F401
-        except ImportError:  # the loop's own checks say what is missing
-            pass
+        import mace.tools  # noqa: F401
 
 
 def run_demo(
