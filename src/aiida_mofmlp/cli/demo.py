@@ -264,7 +264,8 @@ def _import_mace_quietly() -> None:
     e3nn's warning about ``torch.load``): the loop imports it anyway, and would put them among the progress
     lines."""
     # without mace the loop's own checks say what is missing
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(ImportError):
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    with warnings.catch_warnings(), quiet, contextlib.suppress(ImportError):
         warnings.simplefilter("ignore")
         import mace.tools  # noqa: F401
 
