@@ -226,7 +226,7 @@ class ResultsView(ipw.VBox):
     def stop_following(self, timeout: float = 10.0) -> None:
         """Stop the background refresh (if any) and wait up to ``timeout`` s for its thread to end."""
         self._stop_following.set()
-        if self._follower is not None:
+        if self._follower is not None and self._follower is not threading.current_thread():
             self._follower.join(timeout)
 
     def close(self) -> None:
