@@ -46,6 +46,7 @@ def raspa_share_dir():
 #: tests sharing an expensive session fixture, or one setup of services, run on one pytest-xdist worker
 _SHARED_SETUP_GROUPS = {
     "finished_al_run": "finished_al_run",
+    "small_training_run": "small_training_run",
     "production_profile": "production",
     "slurm": "production",
 }

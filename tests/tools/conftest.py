@@ -94,9 +94,7 @@ def small_training_run(aiida_profile, zn_bdc_dabco_cif, tmp_path_factory) -> dic
 
 
 @pytest.fixture(scope="session")
-def al_run(request):
-    """The finished ActiveLearningWorkChain of tests/conftest.py; tests using it skip until it exists."""
-    try:
-        return request.getfixturevalue("finished_al_run")
-    except pytest.FixtureLookupError:
-        pytest.skip("the `finished_al_run` fixture (tests/conftest.py) is not available yet")
+def al_run(finished_al_run):
+    """The finished ActiveLearningWorkChain of tests/conftest.py (a direct dependency, so that the tests
+    using it join its xdist group and the loop is run once per test session)."""
+    return finished_al_run
