@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,19 +38,43 @@ def _value(text: str, key: str) -> float:
     return float(match.group(1))
 
 
-def pore_geometry(atoms: Atoms, probe_radius: float = 1.86, samples_per_atom: int = 2000) -> dict:
-    """Accessible pore volume (Angstrom^3, cm^3/g, fraction) and surface area (Angstrom^2, m^2/g)."""
+def _zeo_texts(cif: str, probe_radius: float, samples_per_atom: int) -> tuple[str, str]:
+    """Zeo++'s volume and surface-area reports of the CIF file ``cif`` (run in this process)."""
     from pyzeo.extension import AtomNetwork, surface_area, volume
 
+    with _quiet_stdout():
+        network = AtomNetwork.read_from_CIF(cif)
+        volume_text = volume(network, probe_radius, probe_radius, samples_per_atom)
+        area_text = surface_area(network, probe_radius, probe_radius, samples_per_atom)
+    texts = [text.decode() if isinstance(text, bytes) else str(text) for text in (volume_text, area_text)]
+    return texts[0], texts[1]
+
+
+def pore_geometry(atoms: Atoms, probe_radius: float = 1.86, samples_per_atom: int = 2000) -> dict:
+    """Accessible pore volume (Angstrom^3, cm^3/g, fraction) and surface area (Angstrom^2, m^2/g).
+
+    Zeo++ runs in a child process: pyzeo's objects have aborted the calling Python process when freed by
+    the garbage collector (seen twice in CI, in a test worker that had run LAMMPS and MACE jobs), and a
+    crash there must not take a calcfunction or the daemon with it.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "frame.cif"
         write(path, atoms)
-        with _quiet_stdout():
-            network = AtomNetwork.read_from_CIF(str(path))
-            volume_text = volume(network, probe_radius, probe_radius, samples_per_atom)
-            area_text = surface_area(network, probe_radius, probe_radius, samples_per_atom)
-    volume_text = volume_text.decode() if isinstance(volume_text, bytes) else str(volume_text)
-    area_text = area_text.decode() if isinstance(area_text, bytes) else str(area_text)
+        command = [
+            sys.executable,
+            "-m",
+            __name__,
+            str(path),
+            repr(float(probe_radius)),
+            str(int(samples_per_atom)),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"Zeo++ (pyzeo) failed on a frame of {len(atoms)} atoms (exit {done.returncode}): "
+            f"{done.stderr.strip()[-500:]}"
+        )
+    volume_text, area_text = json.loads(done.stdout.strip().splitlines()[-1])
     return {
         "probe_radius": float(probe_radius),
         "pore_volume": _value(volume_text, "AV_A^3"),
@@ -61,3 +88,7 @@ def pore_geometry(atoms: Atoms, probe_radius: float = 1.86, samples_per_atom: in
             "surface_area": "Angstrom^2",
         },
     }
+
+
+if __name__ == "__main__":  # the child process of pore_geometry: CIF path, probe radius, samples per atom
+    print(json.dumps(_zeo_texts(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]))))
