@@ -40,8 +40,8 @@ FILE_PICKER_SHIM = """
 @pytest.fixture(autouse=True)
 def no_results_follower_outlives_its_test():
     """The results view's background refresh queries the profile from its own thread: one left running
-    after its test queries a profile that the next tests change, and has aborted a test worker (a database
-    session used from two threads). Each test stops what it started; this checks it."""
+    after its test would query the profiles of the tests after it, for up to its time limit. Each test
+    stops what it started; this checks it."""
     import threading
 
     yield
