@@ -49,7 +49,8 @@ for calc in node.called_descendants:
     if isinstance(calc, orm.CalcJobNode):
         frame = calc.caller.base.links.get_incoming(link_type=LinkType.CALL_WORK).one().link_label
         calcs.append({{"uuid": calc.uuid, "frame": frame, "ok": calc.is_finished_ok,
-                       "job_id": calc.get_job_id(), "exit_status": calc.exit_status}})
+                       "job_id": calc.get_job_id(), "exit_status": calc.exit_status,
+                       "state": calc.process_state.value if calc.process_state else None}})
 labelled = node.outputs.labelled if "labelled" in node.outputs else None
 print(json.dumps({{
     "calcs": calcs,
@@ -110,9 +111,15 @@ def test_labelling_through_slurm_respects_max_concurrent(production_profile, squ
     assert len(result["label_calcs"]) == 3
 
 
-def test_daemon_killed_during_labelling_recomputes_nothing(production_profile, squeue_poller):
+def test_daemon_killed_during_labelling_recomputes_no_finished_label(production_profile, squeue_poller):
     """SIGKILL the daemon while the second wave is in Slurm; restart it: the labelling finishes, the labels
-    finished before the kill are not recomputed and every node made before the kill is still there."""
+    finished before the kill are not recomputed and every node made before the kill is still there.
+
+    One duplicate is allowed, and only for a frame whose CalcJob was not finished at the kill: aiida-core
+    checkpoints a work chain between its steps, so when the kill falls after the step that launches a CalcJob
+    stored the CalcJob node but before the work chain saved its checkpoint, the restarted work chain runs that
+    step again and launches a second CalcJob for the frame (seen here in about one kill in three).
+    """
     n_frames = 4
     with squeue_poller(interval=0.2) as poller:
         pk = submit_labelling(production_profile, n_frames=n_frames, max_concurrent=2)
@@ -121,11 +128,12 @@ def test_daemon_killed_during_labelling_recomputes_nothing(production_profile, s
             assert time.monotonic() < deadline, f"the second wave never reached Slurm: {poller.seen}"
             time.sleep(0.2)
         killed = production_profile.kill_daemon()
-        in_slurm_at_kill = poller.jobs()
+        in_slurm_after_kill = poller.jobs()
     assert killed and not production_profile.daemon_pids()
 
     before = production_profile.python(CALCJOBS.format(pk=pk))
     finished_before = {calc["frame"]: calc["uuid"] for calc in before["calcs"] if calc["ok"]}
+    unfinished_before = {calc["frame"]: calc["state"] for calc in before["calcs"] if not calc["ok"]}
     assert finished_before, "no frame had finished before the kill: the test provoked nothing"
 
     production_profile.start_daemon()
@@ -133,22 +141,28 @@ def test_daemon_killed_during_labelling_recomputes_nothing(production_profile, s
     if state["exit_status"] != 0:  # say which frame failed and how, for whoever reads the CI log
         report = production_profile.verdi("process", "report", str(pk), check=False).stdout
         tree = production_profile.verdi("process", "status", str(pk), check=False).stdout
-        raise AssertionError(f"{state}\n{report}\n{tree}\nin Slurm at the kill: {in_slurm_at_kill}")
+        raise AssertionError(f"{state}\n{report}\n{tree}\nCalcJobs at the kill: {before['calcs']}")
 
     after = production_profile.python(CALCJOBS.format(pk=pk))
     assert set(before["nodes"]) <= set(after["nodes"]), "nodes made before the kill have disappeared"
     by_frame: dict[str, list[str]] = {}
     for calc in after["calcs"]:
         by_frame.setdefault(calc["frame"], []).append(calc["uuid"])
+    assert len(by_frame) == n_frames, by_frame
     for frame, uuid in finished_before.items():
         assert by_frame[frame] == [uuid], f"{frame} was labelled before the kill and computed again"
-    recomputed = len(after["calcs"]) - n_frames
-    assert recomputed <= len(in_slurm_at_kill), (recomputed, in_slurm_at_kill)
+    duplicated = {frame: len(uuids) - 1 for frame, uuids in by_frame.items() if len(uuids) > 1}
+    for frame, extra in duplicated.items():
+        assert frame in unfinished_before and extra == 1, (
+            f"{frame} was computed {extra + 1} times; CalcJobs at the kill: {before['calcs']}, "
+            f"after the restart: {after['calcs']}"
+        )
     assert len(after["label_calcs"]) == n_frames
     assert set(finished_before.values()) <= set(after["label_calcs"])
     print(
-        f"daemon SIGKILL during labelling: {len(finished_before)} labels finished before, "
-        f"{len(in_slurm_at_kill)} jobs in Slurm at the kill, {recomputed} CalcJobs recomputed"
+        f"daemon SIGKILL during labelling: {len(finished_before)} labels finished before, unfinished "
+        f"CalcJobs {unfinished_before}, {len(in_slurm_after_kill)} jobs in Slurm just after the kill, "
+        f"{sum(duplicated.values())} CalcJobs run twice"
     )
 
 
