@@ -8,7 +8,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mofmlp.common.frames import guest_ids
-from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain, cif_charges
+from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain, cif_charges, validate_parameters
 
 
 @pytest.mark.integration
@@ -35,6 +35,8 @@ def test_co2_isotherm_and_snapshots(require_code, raspa_share_dir):
     assert len(calcs) == 5  # Widom, 2 pressures, 2 loadings
     assert {calc.get_option("parser_name") for calc in calcs} == {"mofmlp.raspa"}
     assert all("loading_blocks" in calc.outputs.output_parameters["framework"] for calc in calcs)
+    seeds = [calc.inputs.parameters["GeneralSettings"]["RandomSeed"] for calc in calcs]
+    assert len(set(seeds)) == len(calcs), f"RASPA runs share a random seed: {seeds}"
 
     assert results["force_field"]["unit_cells"] == [3, 1, 2]
     widom = results["widom"].get_dict()
@@ -75,6 +77,45 @@ def test_co2_isotherm_and_snapshots(require_code, raspa_share_dir):
             assert np.linalg.norm(o1 - c) == pytest.approx(1.16, abs=1e-3)
             assert np.linalg.norm(o2 - c) == pytest.approx(1.16, abs=1e-3)
             assert np.linalg.norm(o1 - o2) == pytest.approx(2.32, abs=1e-3)  # linear
+
+
+@pytest.mark.integration
+def test_same_seed_repeats_the_monte_carlo_and_another_seed_does_not(require_code, raspa_share_dir):
+    """RASPA's RandomSeed comes from ``seed``: the same seed gives the same Henry coefficient and snapshot to
+    the last digit, another seed a different one (RASPA seeds from the clock otherwise)."""
+    cif = orm.CifData(file=str(raspa_share_dir / "structures" / "cif" / "MIL-47.cif"))
+    overrides = {
+        "cutoff": 8.0,
+        "run_isotherm": False,
+        "widom_cycles": 20,
+        "snapshot_loadings": [1],
+        "snapshot_init_cycles": 5,
+        "snapshot_cycles": 1,
+    }
+
+    def run(seed: int):
+        builder = IsothermWorkChain.get_builder_from_protocol(
+            require_code("raspa"), cif, "CO2", protocol="fast", overrides={**overrides, "seed": seed}
+        )
+        results, node = run_get_node(builder)
+        assert node.is_finished_ok, (node.exit_status, node.exit_message)
+        frame = next(results["snapshots"].iter_frames())
+        return results["widom"]["henry_coefficient"], frame.positions
+
+    henry, positions = run(3)
+    henry_again, positions_again = run(3)
+    henry_other, positions_other = run(4)
+    assert henry_again == henry
+    np.testing.assert_array_equal(positions_again, positions)
+    assert henry_other != henry
+    assert not np.array_equal(positions_other, positions)
+
+
+def test_seed_must_be_a_non_negative_integer():
+    assert validate_parameters({"seed": 7}) is None
+    for bad in (-1, 1.5, "3", True, 2**31):
+        message = validate_parameters({"seed": bad})
+        assert message is not None and message.startswith(f"seed={bad!r}"), (bad, message)
 
 
 @pytest.mark.integration

@@ -83,7 +83,19 @@ def validate_parameters(parameters: dict) -> str | None:
     tolerance = p["equilibration_tolerance"]
     if tolerance is not None and (not isinstance(tolerance, (int, float)) or tolerance <= 0):
         return f"equilibration_tolerance={tolerance!r} must be a positive number or null (no check)"
+    if isinstance(p["seed"], bool) or not isinstance(p["seed"], int) or not 0 <= p["seed"] < 2**31:
+        return f"seed={p['seed']!r} must be an integer from 0 to 2**31 - 1"
     return None
+
+
+#: offsets of each kind of RASPA run from ``seed`` (RASPA's ``RandomSeed``; a run's index is added)
+SEED_OFFSETS = {"widom": 1, "gcmc": 1001, "snapshot": 2001}
+
+
+def raspa_seed(seed: int, kind: str, index: int = 0) -> int:
+    """RASPA's ``RandomSeed`` of run ``index`` of ``kind`` (widom, gcmc, snapshot): distinct per run, and
+    the same for the same ``seed``, so that a rerun of the work chain repeats its Monte Carlo moves."""
+    return int(seed) * 10_000 + SEED_OFFSETS[kind] + index
 
 
 def framework_atoms(structure: orm.StructureData | orm.CifData):
@@ -441,13 +453,14 @@ class IsothermWorkChain(ProtocolMixin, WorkChain):
         self.ctx.not_equilibrated = []
         return None
 
-    def _raspa_parameters(self, cycles: int, init_cycles: int, pressure_bar: float = 0.0) -> dict:
+    def _raspa_parameters(self, cycles: int, init_cycles: int, seed: int, pressure_bar: float = 0.0) -> dict:
         p = self.ctx.p
         general = {
             "SimulationType": "MonteCarlo",
             "NumberOfCycles": cycles,
             "NumberOfInitializationCycles": init_cycles,
             "PrintEvery": max(1, (cycles + init_cycles) // 10),
+            "RandomSeed": seed,
             "Forcefield": "Local",
             "CutOffVDW": p["cutoff"],
             "CutOffChargeCharge": p["cutoff"],
@@ -484,7 +497,8 @@ class IsothermWorkChain(ProtocolMixin, WorkChain):
 
     def run_widom(self):
         """Widom test-particle insertion: Henry coefficient and average adsorption energy."""
-        parameters = self._raspa_parameters(self.ctx.p["widom_cycles"], 0)
+        seed = raspa_seed(self.ctx.p["seed"], "widom")
+        parameters = self._raspa_parameters(self.ctx.p["widom_cycles"], 0, seed)
         parameters["Component"][self.inputs.guest.name] = {
             "MoleculeDefinition": "Local",
             "WidomProbability": 1.0,
@@ -512,7 +526,8 @@ class IsothermWorkChain(ProtocolMixin, WorkChain):
         for index, pressure in enumerate(sorted(p["pressures"])):
             key = f"p{index}"
             self.ctx.pressures[key] = float(pressure)
-            parameters = self._raspa_parameters(p["prod_cycles"], p["init_cycles"], float(pressure))
+            seed = raspa_seed(p["seed"], "gcmc", index)
+            parameters = self._raspa_parameters(p["prod_cycles"], p["init_cycles"], seed, float(pressure))
             parameters["Component"][self.inputs.guest.name] = {
                 "MoleculeDefinition": "Local",
                 "TranslationProbability": 1.0,
@@ -563,9 +578,10 @@ class IsothermWorkChain(ProtocolMixin, WorkChain):
         p = self.ctx.p
         n_cells = int(np.prod(self.ctx.unit_cells))
         self.ctx.loadings = {}
-        for loading in p["snapshot_loadings"]:
+        for index, loading in enumerate(p["snapshot_loadings"]):
             key = f"n{loading}"
-            parameters = self._raspa_parameters(p["snapshot_cycles"], p["snapshot_init_cycles"])
+            seed = raspa_seed(p["seed"], "snapshot", index)
+            parameters = self._raspa_parameters(p["snapshot_cycles"], p["snapshot_init_cycles"], seed)
             parameters["Component"][self.inputs.guest.name] = {
                 "MoleculeDefinition": "Local",
                 "TranslationProbability": 1.0,
