@@ -6,7 +6,8 @@ Slurm, restarted, killed again while a MACE training job is in Slurm, and restar
 CP2K label that had finished before a kill is computed again (CalcJobs counted per frame) and every node
 made before a kill is still there.
 
-It takes 10-20 minutes on two cores, so it runs only with ``MOFMLP_LOOP_FAULTS=1``.
+It takes about 6 minutes on two idle cores (355 s and 369 s measured), so it runs only with
+``MOFMLP_LOOP_FAULTS=1``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
         os.environ.get("MOFMLP_LOOP_FAULTS") != "1",
-        reason="the loop with two daemon kills takes 10-20 minutes: set MOFMLP_LOOP_FAULTS=1 to run it",
+        reason="the loop with two daemon kills takes about 6 minutes: set MOFMLP_LOOP_FAULTS=1 to run it",
     ),
 ]
 
@@ -62,6 +63,14 @@ def wait_for_job(poller, kind: str, count: int, timeout: float) -> None:
         time.sleep(0.5)
 
 
+def calcs_per_frame(snapshot: dict) -> dict[tuple[str, str], set[str]]:
+    """The CP2K CalcJobs of each (labelling, frame) in a snapshot."""
+    frames: dict[tuple[str, str], set[str]] = {}
+    for label in snapshot["labels"]:
+        frames.setdefault((label["labelling"], label["frame"]), set()).add(label["uuid"])
+    return frames
+
+
 def kill_and_restart(profile, pk: int) -> dict:
     """SIGKILL the daemon, snapshot the CP2K labels and nodes, start the daemon again."""
     assert profile.kill_daemon()
@@ -86,17 +95,24 @@ def test_loop_survives_daemon_kills_during_labelling_and_training(production_pro
     assert state["exit_status"] in (0, 410), state
     for snapshot in (during_labelling, during_training):
         assert set(snapshot["nodes"]) <= set(final["nodes"]), "nodes made before a kill disappeared"
-    per_frame: dict[tuple[str, str], list[str]] = {}
-    for label in final["labels"]:
-        per_frame.setdefault((label["labelling"], label["frame"]), []).append(label["uuid"])
+
+    # no CalcJob of a frame whose label had finished is made after the kill; CalcJobs made before it stay
+    # (a failed attempt, e.g. SCF not converged (450), restarted by a handler; a duplicate of an earlier kill)
+    per_frame = calcs_per_frame(final)
     finished_before = [label for label in during_labelling["labels"] if label["ok"]]
     assert finished_before, "no CP2K label had finished before the first kill: nothing was provoked"
-    for label in finished_before + [label for label in during_training["labels"] if label["ok"]]:
-        key = (label["labelling"], label["frame"])
-        assert per_frame[key] == [label["uuid"]], f"{key} was labelled before a kill and computed again"
-    recomputed = sum(len(uuids) - 1 for uuids in per_frame.values())
+    for snapshot in (during_labelling, during_training):
+        at_kill = calcs_per_frame(snapshot)
+        for label in filter(lambda label: label["ok"], snapshot["labels"]):
+            key = (label["labelling"], label["frame"])
+            new = per_frame[key] - at_kill[key]
+            assert not new, f"{key} was labelled before a kill and computed again: {sorted(new)}"
+    ok = {label["uuid"] for label in final["labels"] if label["ok"]}
+    twice = sum(len(uuids & ok) > 1 for uuids in per_frame.values())
+    failed = len(final["labels"]) - len(ok)
     print(
         f"loop with two daemon SIGKILLs: exit {state['exit_status']}, {final['calcjobs']} CalcJobs, "
-        f"{len(final['labels'])} CP2K labels, {recomputed} CP2K labels computed twice, "
+        f"{len(final['labels'])} CP2K CalcJobs: {twice} frames labelled twice, {failed} failed attempts "
+        f"(restarted by a handler), "
         f"{len(finished_before)} finished before the first kill"
     )

@@ -65,6 +65,15 @@ def submit_labelling(profile, n_frames: int, max_concurrent: int) -> int:
     return profile.python(code)["pk"]
 
 
+def calcs_per_frame(calcs: list[dict], only_ok: bool = False) -> dict[str, set[str]]:
+    """The CalcJobs (uuids) of each frame; with ``only_ok`` those that finished ok."""
+    frames: dict[str, set[str]] = {}
+    for calc in calcs:
+        if calc["ok"] or not only_ok:
+            frames.setdefault(calc["frame"], set()).add(calc["uuid"])
+    return frames
+
+
 def slurm_cpus() -> int:
     result = subprocess.run(["sinfo", "-h", "-o", "%C"], capture_output=True, text=True, check=True)
     return int(result.stdout.split("/")[-1])  # allocated/idle/other/total
@@ -133,7 +142,9 @@ def test_daemon_killed_during_labelling_recomputes_no_finished_label(production_
 
     before = production_profile.python(CALCJOBS.format(pk=pk))
     finished_before = {calc["frame"]: calc["uuid"] for calc in before["calcs"] if calc["ok"]}
-    unfinished_before = {calc["frame"]: calc["state"] for calc in before["calcs"] if not calc["ok"]}
+    unfinished_before = {  # frames without a finished label at the kill: a CalcJob state
+        calc["frame"]: calc["state"] for calc in before["calcs"] if calc["frame"] not in finished_before
+    }
     assert finished_before, "no frame had finished before the kill: the test provoked nothing"
 
     production_profile.start_daemon()
@@ -145,13 +156,12 @@ def test_daemon_killed_during_labelling_recomputes_no_finished_label(production_
 
     after = production_profile.python(CALCJOBS.format(pk=pk))
     assert set(before["nodes"]) <= set(after["nodes"]), "nodes made before the kill have disappeared"
-    by_frame: dict[str, list[str]] = {}
-    for calc in after["calcs"]:
-        by_frame.setdefault(calc["frame"], []).append(calc["uuid"])
-    assert len(by_frame) == n_frames, by_frame
-    for frame, uuid in finished_before.items():
-        assert by_frame[frame] == [uuid], f"{frame} was labelled before the kill and computed again"
-    duplicated = {frame: len(uuids) - 1 for frame, uuids in by_frame.items() if len(uuids) > 1}
+    at_kill, now = calcs_per_frame(before["calcs"]), calcs_per_frame(after["calcs"])
+    labels = calcs_per_frame(after["calcs"], only_ok=True)
+    assert len(labels) == n_frames, labels
+    for frame in finished_before:  # no CalcJob made for a frame after its label had finished
+        assert now[frame] == at_kill[frame], f"{frame} was labelled before the kill and computed again"
+    duplicated = {frame: len(uuids) - 1 for frame, uuids in labels.items() if len(uuids) > 1}
     for frame, extra in duplicated.items():
         assert frame in unfinished_before and extra == 1, (
             f"{frame} was computed {extra + 1} times; CalcJobs at the kill: {before['calcs']}, "
