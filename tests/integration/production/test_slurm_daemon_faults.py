@@ -127,7 +127,7 @@ def test_daemon_killed_during_labelling_recomputes_no_finished_label(production_
     One duplicate is allowed, and only for a frame whose CalcJob was not finished at the kill: aiida-core
     checkpoints a work chain between its steps, so when the kill falls after the step that launches a CalcJob
     stored the CalcJob node but before the work chain saved its checkpoint, the restarted work chain runs that
-    step again and launches a second CalcJob for the frame (seen here in about one kill in three).
+    step again and launches a second CalcJob for the frame (seen in 1 of 10 kills here, and once in CI).
     """
     n_frames = 4
     with squeue_poller(interval=0.2) as poller:
