@@ -6,12 +6,14 @@
 #   bash scripts/app.sh
 #   MOFMLP_PROFILE=myprofile MOFMLP_APP_PORT=8890 bash scripts/app.sh
 #   MOFMLP_APP_SKIP_SETUP=1 bash scripts/app.sh   # serve only (profile, broker and daemon handled elsewhere)
+#   MOFMLP_DAEMON_WORKERS=1 bash scripts/app.sh   # daemon workers when it starts the daemon (default 2)
+# Works from a shell where nothing is activated: scripts/_env.sh puts the environment's bin first on PATH
+# for everything started here (the daemon runs `verdi` from PATH).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MOFMLP_VENV:-$ROOT/.venv}"
+# shellcheck source=scripts/_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 PROFILE="${MOFMLP_PROFILE:-mofmlp}"
 PORT="${MOFMLP_APP_PORT:-8866}"
-step() { printf '\n==> %s\n' "$*"; }
 
 step "Python packages of the app (voila, ipywidgets, aiida-mofmlp)"
 if [ -x "$VENV/bin/voila" ] && "$VENV/bin/python" -c "import ipywidgets, aiida_mofmlp" 2>/dev/null; then
@@ -35,7 +37,7 @@ if [ -z "${MOFMLP_APP_SKIP_SETUP:-}" ]; then
   if "$VENV/bin/verdi" -p "$PROFILE" daemon status >/dev/null 2>&1; then
     echo "running"
   else
-    "$VENV/bin/verdi" -p "$PROFILE" daemon start 2
+    "$VENV/bin/verdi" -p "$PROFILE" daemon start "${MOFMLP_DAEMON_WORKERS:-2}"
   fi
 fi
 

@@ -5,7 +5,8 @@
 #   bash scripts/broker.sh          # install if needed, start, wait
 #   bash scripts/broker.sh stop     # stop it
 set -euo pipefail
-step() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
 if [ "${1:-}" = "stop" ]; then

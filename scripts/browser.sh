@@ -4,7 +4,8 @@
 # nothing is downloaded when the test runs (no Selenium Manager).
 #   bash scripts/browser.sh
 set -euo pipefail
-step() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
 step "Chromium and chromedriver (Debian packages) for the app's browser test"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install everything (scripts/install.sh, including `aiida-mofmlp setup`), then run the demo.
-#   bash scripts/demo.sh
+#   bash scripts/demo.sh                 # further arguments go to `aiida-mofmlp demo` (e.g. --help)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MOFMLP_VENV:-$ROOT/.venv}"
+# shellcheck source=scripts/_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 bash "$ROOT/scripts/install.sh"
 printf '\n==> demo (aiida-mofmlp demo)\n'
-"$VENV/bin/aiida-mofmlp" demo --profile "${MOFMLP_PROFILE:-mofmlp}"
+"$VENV/bin/aiida-mofmlp" demo --profile "${MOFMLP_PROFILE:-mofmlp}" "$@"

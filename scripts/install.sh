@@ -6,13 +6,12 @@
 #   MOFMLP_VENV=/path/venv bash scripts/install.sh   # another virtual environment
 #   MOFMLP_SKIP_SETUP=1 bash scripts/install.sh      # no AiiDA profile/codes (CI test runs use temporary ones)
 set -euo pipefail
+# shellcheck source=scripts/_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MOFMLP_VENV:-$ROOT/.venv}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/aiida-mofmlp"
 WHEELS="$CACHE/wheels"
 TORCH_VERSION="2.13.0"
-step() { printf '\n==> %s\n' "$*"; }
 
 step "Debian packages: cp2k (GFN1-xTB and PBE-D3 labels)"
 if command -v cp2k.psmp >/dev/null 2>&1 || command -v cp2k >/dev/null 2>&1; then

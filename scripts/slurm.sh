@@ -8,7 +8,8 @@
 #   bash scripts/slurm.sh stop      # stop slurmd, slurmctld and munged
 # Environment: SLURM_PARTITION (default debug), SLURM_MAX_TIME (partition limit, default INFINITE).
 set -euo pipefail
-step() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 CONF=/etc/slurm/slurm.conf
 PARTITION="${SLURM_PARTITION:-debug}"

@@ -2,13 +2,13 @@
 # Install everything (scripts/install.sh), then lint, run the test suite and build the docs.
 #   bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MOFMLP_VENV:-$ROOT/.venv}"
+# shellcheck source=scripts/_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 MOFMLP_SKIP_SETUP=1 bash "$ROOT/scripts/install.sh"
 cd "$ROOT"
 printf '\n==> ruff (lint and format check)\n'
-"$VENV/bin/ruff" check src tests benchmarks examples
-"$VENV/bin/ruff" format --check src tests benchmarks examples
+"$VENV/bin/ruff" check src tests benchmarks examples scripts
+"$VENV/bin/ruff" format --check src tests benchmarks examples scripts
 printf '\n==> layer contract (import-linter: imports only run down the layers; engines without AiiDA)\n'
 "$VENV/bin/lint-imports"
 printf '\n==> docs (Sphinx, warnings are errors)\n'

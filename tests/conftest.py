@@ -34,6 +34,31 @@ def require_code(mofmlp_codes):
 
 
 @pytest.fixture(scope="session")
+def clean_environment():
+    """A function giving a new user's shell environment: no virtual environment activated or on PATH, the
+    AiiDA configuration folder ``aiida_path``, and ``extra`` variables (how the README's commands are run)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    venv_bin = Path(sys.executable).parent
+
+    def _environment(aiida_path, **extra: str) -> dict[str, str]:
+        path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != venv_bin]
+        env = {
+            "HOME": os.environ.get("HOME", "/root"),
+            "PATH": os.pathsep.join(path or ["/usr/local/bin", "/usr/bin", "/bin"]),
+            "LANG": "C.UTF-8",
+            "AIIDA_PATH": str(aiida_path),
+            "MOFMLP_VENV": sys.prefix,  # the environment of the tests (the scripts' default is ./.venv)
+            "OMP_NUM_THREADS": "1",
+        }
+        return {**env, **extra}
+
+    return _environment
+
+
+@pytest.fixture(scope="session")
 def raspa_share_dir():
     """RASPA2's share folder (force fields, molecules, framework CIFs)."""
     from pathlib import Path

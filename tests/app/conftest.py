@@ -96,9 +96,10 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def daemon_profile(aiida_profile, finished_al_run):
-    """The test profile (holding the finished run) with RabbitMQ as broker and a running daemon.
+    """The test profile (holding the finished run) with RabbitMQ as broker; its daemon is started by
+    ``scripts/app.sh`` (the app fixture) or, when no app runs, here; stopped at the end of the module.
 
-    Module scope: after the browser test the daemon is stopped and the profile has no broker again, as the
+    Module scope: after the module the daemon is stopped and the profile has no broker again, as the
     other tests expect.
     """
     subprocess.run(
@@ -106,7 +107,6 @@ def daemon_profile(aiida_profile, finished_al_run):
     )
     name = aiida_profile.name
     _verdi(name, "profile", "configure-broker", "core.rabbitmq", "-n", "-f", name)
-    _verdi(name, "daemon", "start", "1", timeout=180)
     yield name
     _verdi(name, "daemon", "stop", check=False, timeout=180)
     _verdi(name, "profile", "configure-broker", "none", "-f", name, check=False)
@@ -114,21 +114,27 @@ def daemon_profile(aiida_profile, finished_al_run):
 
 @pytest.fixture
 def daemon_verdi(daemon_profile):
-    """Run ``verdi -p <test profile> ...`` (no check); the CompletedProcess."""
+    """Run ``verdi -p <test profile> ...`` (no check) with the profile's daemon running; the
+    CompletedProcess."""
+    if _verdi(daemon_profile, "daemon", "status", check=False).returncode != 0:
+        _verdi(daemon_profile, "daemon", "start", "1", timeout=180)
     return lambda *args: _verdi(daemon_profile, *args, check=False)
 
 
 @pytest.fixture(scope="module")
-def app_url(daemon_profile, artifacts_dir):
-    """The app served by ``scripts/app.sh`` (serve only: the fixture made profile and daemon)."""
+def app_url(daemon_profile, artifacts_dir, clean_environment):
+    """The app started as the README says, ``bash scripts/app.sh``, from a shell where nothing is activated:
+    it checks the installation, the broker, the profile and its codes (``aiida-mofmlp setup``), starts the
+    profile's daemon and serves the page. The daemon it started must be running once the page is up."""
     port = _free_port()
-    env = _environment(
-        MOFMLP_APP_SKIP_SETUP="1",
+    env = clean_environment(
+        os.environ["AIIDA_PATH"],
         MOFMLP_PROFILE=daemon_profile,
         MOFMLP_APP_PORT=str(port),
-        OMP_NUM_THREADS="1",
+        MOFMLP_DAEMON_WORKERS="1",
     )
-    log = (artifacts_dir / "voila.log").open("w")
+    log_path = artifacts_dir / "app_sh.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         ["bash", str(ROOT / "scripts" / "app.sh")],
         env=env,
@@ -138,7 +144,16 @@ def app_url(daemon_profile, artifacts_dir):
         cwd=ROOT,
     )
     try:
-        _wait_for_port(port, process)
+        try:
+            _wait_for_port(port, process, timeout=600)
+        except (RuntimeError, TimeoutError) as error:
+            pytest.fail(f"{error}; scripts/app.sh said:\n{log_path.read_text()[-4000:]}")
+        started = log_path.read_text()
+        assert "==> AiiDA daemon of profile" in started, started[-3000:]
+        status = _verdi(daemon_profile, "daemon", "status", check=False)
+        assert status.returncode == 0, (
+            f"scripts/app.sh left no daemon running:\n{status.stdout}{started[-3000:]}"
+        )
         yield f"http://127.0.0.1:{port}/"
     finally:
         os.killpg(process.pid, signal.SIGTERM)

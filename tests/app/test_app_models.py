@@ -133,17 +133,25 @@ def test_submit_without_daemon_says_so(configure_model):
     assert submit.process_pk is None
 
 
-def test_app_builder_equals_protocol_builder(configure_model, mofmlp_codes, serialize_builder, tmp_path):
-    """The app's builder for DMOF-1 + CO2, fast, tiny sizes is the demo's (tiny overrides) builder."""
+@pytest.mark.parametrize("preset", ["tiny", "demo"])
+def test_app_builder_equals_protocol_builder(preset, mofmlp_codes, serialize_builder, tmp_path):
+    """The app's builder for DMOF-1 + CO2, fast, with a size preset is the CLI's builder of that overrides
+    file: the "demo" preset is `aiida-mofmlp demo` (xTB labels, its trust window, its sizes)."""
+    from aiida_mofmlp.app.configure.model import ConfigureModel
     from aiida_mofmlp.app.structure.model import StructureModel
     from aiida_mofmlp.app.submit.model import SubmitModel
     from aiida_mofmlp.cli.demo import demo_builder
 
+    configure = ConfigureModel(protocol="fast", size_preset=preset)
     structure = StructureModel()
     assert structure.load_raspa_framework("ZnBDCdabco")
-    app_builder = SubmitModel(structure, configure_model).build()
-    expected = demo_builder(mofmlp_codes, tmp_path, "tiny")
+    app_builder = SubmitModel(structure, configure).build()
+    expected = demo_builder(mofmlp_codes, tmp_path, preset)
     assert serialize_builder(app_builder) == serialize_builder(expected)
+    if preset == "demo":
+        parameters = app_builder.parameters.get_dict()
+        assert parameters["labelling"]["engine"] == "xtb"
+        assert (parameters["trust"]["lo"], parameters["trust"]["hi"]) == (0.3, 1.2)
 
 
 @pytest.mark.integration

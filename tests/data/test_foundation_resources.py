@@ -134,40 +134,68 @@ def test_node_wrappers(aiida_profile, card):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_quick_build(tmp_path):
-    """The build script's machinery end to end on 2 small frameworks (xTB labels, bootstrap, MD, training).
+    """The campaign's machinery end to end on 2 small frameworks (E0s, xTB labels, bootstrap, MD, training,
+    evaluation, card), a resumed rerun, the status, and training from a copy of the data folder alone.
 
-    About 75 CPU-seconds (about a minute on an idle 2-core machine, several when it is busy).
+    About a minute of CPU on an idle 2-core machine.
     """
+    import shutil
+
     import yaml
 
-    out = tmp_path / "out"
-    command = [
-        sys.executable,
-        str(SCRIPT),
-        "--quick",
-        "--workdir",
-        str(tmp_path / "work"),
-        "--output",
-        str(out),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    from aiida_mofmlp.engines.mace.common import load_model
+
+    def build(*extra):
+        command = [sys.executable, str(SCRIPT), "--quick", *extra]
+        return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    result = build("--workdir", str(tmp_path / "work"), "--data", str(data), "--output", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     card = yaml.safe_load((out / "card.yaml").read_text())
-    assert set(card["data"]["frameworks"]) == {"ZnBDCdabco", "Mg-DOBDC"}
-    assert card["data"]["frames"]["per_kind"]["md"] > 0
+    roles = {name: fw["role"] for name, fw in card["data"]["frameworks"].items()}
+    assert roles == {"Zn-DOBDC": "train", "ZnBDCdabco": "heldout"}
+    assert card["data"]["frames"]["per_kind"]["md"] > 0 and card["data"]["frames"]["per_kind"]["molecule"] > 0
     assert sha256_of_file(out / card["files"]["model"]["path"]) == card["files"]["model"]["sha256"]
-    assert card["heldout_errors"]["all"]["n_frames"] == card["data"]["frames"]["test"]
-    stages = {
-        "frameworks",
-        "cells",
-        "initial_frames",
-        "label_initial",
-        "bootstrap",
-        "md",
-        "label_md",
-        "train",
-    }
-    assert stages <= set(card["build"]["seconds"])
-    # a rerun resumes from the cached stages
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert again.returncode == 0 and "label_initial: cached" in again.stdout
+    assert (
+        card["heldout_errors"]["all held out"]["n_frames"]
+        == card["data"]["frameworks"]["ZnBDCdabco"]["frames"]
+    )
+    # the held-out framework is never trained on
+    trained = read_frames(tmp_path / "work" / "foundation" / "train.extxyz")
+    assert trained and not any(atoms.info["framework"] == "ZnBDCdabco" for atoms in trained)
+    # E0s are the isolated-atom GFN1-xTB energies of data/e0s.json, not a fit
+    e0s = yaml.safe_load((data / "e0s.json").read_text())
+    model = load_model(out / card["files"]["model"]["path"])
+    stored = dict(
+        zip(
+            card["model"]["species"],
+            model.atomic_energies_fn.atomic_energies.reshape(-1).tolist(),
+            strict=True,
+        )
+    )
+    assert stored == pytest.approx({symbol: e0s[symbol] for symbol in stored})
+    assert {"frameworks", "e0s", "cells", "label_initial", "bootstrap", "md", "train"} <= set(
+        card["build"]["seconds"]
+    )
+    # a rerun resumes from the data folder
+    again = build("--workdir", str(tmp_path / "work"), "--data", str(data), "--output", str(out))
+    assert again.returncode == 0 and "label_initial: done" in again.stdout, again.stdout[-2000:]
+    status = build("--workdir", str(tmp_path / "work"), "--data", str(data), "--status")
+    assert "frames labelled in all:" in status.stdout and "training: done" in status.stdout, status.stdout
+    # a copy of the data folder alone trains the model elsewhere (no work folder, no labelling)
+    copy = tmp_path / "elsewhere" / "data"
+    shutil.copytree(data, copy)
+    (copy / "errors.json").unlink()
+    elsewhere = build(
+        "--workdir",
+        str(tmp_path / "elsewhere" / "work"),
+        "--data",
+        str(copy),
+        "--output",
+        str(tmp_path / "elsewhere" / "out"),
+    )
+    assert elsewhere.returncode == 0, elsewhere.stdout[-3000:] + elsewhere.stderr[-3000:]
+    assert "md: done" in elsewhere.stdout and "train: start" in elsewhere.stdout
+    assert "labelled in" not in elsewhere.stdout  # nothing was labelled again
+    assert (tmp_path / "elsewhere" / "out" / "card.yaml").is_file()

@@ -75,6 +75,28 @@ def test_foundation_main_trains_from_scratch(tmp_path, monkeypatch):
     assert all(np.isfinite(row["loss"]) for row in evals)
 
 
+def test_foundation_e0s_given_per_element_are_the_models(tmp_path, monkeypatch):
+    """E0s as {symbol: eV} (the labelling method's isolated atoms) end up in the model unchanged."""
+    import torch
+    from ase.data import atomic_numbers
+
+    from aiida_mofmlp.engines.mace.common import load_model
+
+    teacher = make_small_model(TOY_SPECIES, tmp_path / "teacher.model", seed=7, scale=5.0)
+    write_frames(label_with_model(toy_frames(8, seed=1), teacher), tmp_path / "train.extxyz")
+    e0s = {symbol: -10.0 - 3.5 * k for k, symbol in enumerate(TOY_SPECIES)}
+    config = {"train_file": "train.extxyz", "max_num_epochs": 1, "num_channels": 8, "valid_fraction": 0.25}
+    (tmp_path / "input.json").write_text(json.dumps({**config, "E0s": e0s}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["input.json"]) == 0
+    model = load_model(tmp_path / "foundation.model")
+    zs = [int(z) for z in model.atomic_numbers]
+    stored = torch.as_tensor(model.atomic_energies_fn.atomic_energies).reshape(-1).tolist()
+    assert {z: pytest.approx(e) for z, e in zip(zs, stored, strict=True)} == {
+        atomic_numbers[s]: pytest.approx(e) for s, e in e0s.items()
+    }
+
+
 def test_foundation_main_rejects_unknown_key(tmp_path, monkeypatch, capsys):
     (tmp_path / "input.json").write_text(json.dumps({"train_file": "x.extxyz", "epochs": 3}))
     monkeypatch.chdir(tmp_path)

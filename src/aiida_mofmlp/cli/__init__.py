@@ -5,6 +5,11 @@ from __future__ import annotations
 import click
 
 from aiida_mofmlp import __version__
+from aiida_mofmlp.common.codes import put_environment_bin_on_path
+
+# before aiida-core's daemon client is imported (it looks `verdi` up on PATH once, at import): a daemon
+# started by a command run by its full path, with nothing activated, then finds `verdi`
+put_environment_bin_on_path()
 
 
 @click.group()

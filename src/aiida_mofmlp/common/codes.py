@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,3 +37,17 @@ def find_executable(name: str) -> str | None:
     if local.is_file():
         return str(local)
     return shutil.which(name)
+
+
+def put_environment_bin_on_path() -> str:
+    """Put the running environment's ``bin`` first on ``PATH`` (this process and what it starts); its path.
+
+    aiida-core's daemon client looks ``verdi`` up on PATH once, when it is first imported, and the daemon
+    it starts runs ``verdi`` from there: called before that, a command run by its full path from a shell
+    where no environment is activated (``.venv/bin/aiida-mofmlp setup``) still starts a working daemon.
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if not parts or parts[0] != bin_dir:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, *(p for p in parts if p and p != bin_dir)])
+    return bin_dir

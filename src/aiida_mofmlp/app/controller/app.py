@@ -18,6 +18,9 @@ def load_app_profile() -> str:
     """Load the AiiDA profile ``$MOFMLP_PROFILE`` (default: the default profile); its name."""
     from aiida import load_profile
 
+    from aiida_mofmlp.common.codes import put_environment_bin_on_path
+
+    put_environment_bin_on_path()  # the daemon client finds `verdi` in a kernel started without the venv
     return load_profile(os.environ.get("MOFMLP_PROFILE") or None, allow_switch=True).name
 
 

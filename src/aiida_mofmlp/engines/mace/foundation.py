@@ -31,7 +31,6 @@ Input file of ``mofmlp-foundation`` (JSON or YAML), all keys optional except ``t
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -204,7 +203,10 @@ def build_foundation_argv(config: Mapping[str, Any], work_dir: Path) -> list[str
         argv.append(f"--valid_fraction={float(config['valid_fraction'])}")
     e0s = config.get("E0s", "average")
     if isinstance(e0s, Mapping):
-        argv.append("--E0s=" + json.dumps({to_numbers([k])[0]: float(v) for k, v in e0s.items()}))
+        # a Python literal with integer keys: mace reads it with ast.literal_eval and looks the energies up
+        # by atomic number (JSON would make the keys strings, which mace does not find)
+        pairs = sorted((to_numbers([k])[0], float(v)) for k, v in e0s.items())
+        argv.append("--E0s={" + ", ".join(f"{z}: {energy!r}" for z, energy in pairs) + "}")
     else:
         argv.append(f"--E0s={e0s}")
     return argv
