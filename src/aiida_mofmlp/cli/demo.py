@@ -270,37 +270,12 @@ def _import_mace_quietly() -> None:
         import mace.tools  # noqa: F401
 
 
-def run_demo(
-    profile: str,
-    output_dir: Path,
-    echo: Callable[[str], None] = print,
-    overrides: Mapping | str | os.PathLike | None = None,
-    extra: Mapping | None = None,
-    model_card: bool = False,
-) -> DemoResult:
-    """Run the demo's active-learning loop in the loaded profile ``profile``; files go to ``output_dir``.
-
-    ``overrides`` and ``extra``: see :func:`demo_overrides` (default: the packaged ``demo`` overrides).
-    ``model_card``: afterwards compare the final ensemble with its foundation (ModelCardWorkChain, ~10 min).
-    """
+def run_in_foreground(builder, output_dir: Path, echo: Callable[[str], None] = print) -> DemoResult:
+    """Run an ActiveLearningWorkChain ``builder`` in this process with one progress line per stage; then
+    its files into ``output_dir``, the iteration table and the errors of the final ensemble and of its
+    foundation on the validation frames."""
     from aiida.engine import run_get_node
-    from aiida.manage import get_manager
 
-    # aiida-raspa still calls the deprecated set_extra/get_extra: keep the demo's output readable
-    warnings.filterwarnings("ignore", message=r"`CalcJobNode\.(set|get)_extra` is deprecated")
-    loaded_profile = get_manager().get_profile()
-    if loaded_profile is None or loaded_profile.name != profile:
-        raise DemoError(f"profile {profile!r} is not loaded (run `aiida-mofmlp setup --profile {profile}`)")
-    output_dir = Path(output_dir).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    builder = demo_builder(_codes(profile), output_dir, overrides, extra)
-    opts = builder.parameters.get_dict()
-    echo(
-        f"Active learning of a MACE potential for {GUEST} in {FRAMEWORK} (DMOF-1, 54 atoms): loadings "
-        f"{opts['loadings']} CO2 per cell, {opts['temperatures']} K, GFN1-xTB labels, 2 MACE models "
-        f"fine-tuned from the shipped foundation, at most {opts['max_iterations']} iterations. One line per "
-        "stage below (about 4 minutes on 2 cores)."
-    )
     _import_mace_quietly()
     start = time.monotonic()
     with compact_progress(echo):
@@ -328,6 +303,41 @@ def run_demo(
                 f"{1000 * metrics['mae_e_per_atom']:.1f} meV/atom, "
                 f"force MAE {1000 * metrics['mae_f']:.0f} meV/Å"
             )
+    return result
+
+
+def run_demo(
+    profile: str,
+    output_dir: Path,
+    echo: Callable[[str], None] = print,
+    overrides: Mapping | str | os.PathLike | None = None,
+    extra: Mapping | None = None,
+    model_card: bool = False,
+) -> DemoResult:
+    """Run the demo's active-learning loop in the loaded profile ``profile``; files go to ``output_dir``.
+
+    ``overrides`` and ``extra``: see :func:`demo_overrides` (default: the packaged ``demo`` overrides).
+    ``model_card``: afterwards compare the final ensemble with its foundation (ModelCardWorkChain, ~10 min).
+    """
+    from aiida.manage import get_manager
+
+    # aiida-raspa still calls the deprecated set_extra/get_extra: keep the demo's output readable
+    warnings.filterwarnings("ignore", message=r"`CalcJobNode\.(set|get)_extra` is deprecated")
+    loaded_profile = get_manager().get_profile()
+    if loaded_profile is None or loaded_profile.name != profile:
+        raise DemoError(f"profile {profile!r} is not loaded (run `aiida-mofmlp setup --profile {profile}`)")
+    output_dir = Path(output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    builder = demo_builder(_codes(profile), output_dir, overrides, extra)
+    opts = builder.parameters.get_dict()
+    echo(
+        f"Active learning of a MACE potential for {GUEST} in {FRAMEWORK} (DMOF-1, 54 atoms): loadings "
+        f"{opts['loadings']} CO2 per cell, {opts['temperatures']} K, GFN1-xTB labels, 2 MACE models "
+        f"fine-tuned from the shipped foundation, at most {opts['max_iterations']} iterations. One line per "
+        "stage below (about 4 minutes on 2 cores)."
+    )
+    result = run_in_foreground(builder, output_dir, echo)
+    node = result.node
     if model_card and node.is_finished_ok:
         card_path = run_model_card(node, profile, output_dir, echo)
         if card_path is not None:

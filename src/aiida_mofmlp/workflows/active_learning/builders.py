@@ -45,6 +45,27 @@ def _child_inputs(builder, *drop: str) -> dict:
     return inputs
 
 
+def resolved_inputs(cls, protocol: str | None, overrides: Mapping | str | os.PathLike | None) -> dict:
+    """The loop's settings for ``protocol`` and ``overrides`` (dict or YAML path): protocol, then the
+    strategy's preset (protocols/active_learning.yaml ``strategies``), then the overrides; nothing stored.
+
+    Raises ValueError naming an unknown override key or strategy.
+    """
+    overrides = load_overrides(overrides)
+    valid = override_keys()
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"overrides: unknown keys {unknown}; valid: {', '.join(valid)}")
+    strategy = (overrides.get("parameters") or {}).get("strategy") or default_parameters()["strategy"]
+    if strategy not in STRATEGIES:
+        valid = ", ".join(STRATEGIES)
+        raise ValueError(f"parameters.strategy={strategy!r} is not a strategy; valid: {valid}")
+    name = protocol or cls.get_default_protocol()
+    preset = strategy_preset(read_protocol_file(PROTOCOL_FILE), strategy, name)
+    inputs = cls.get_protocol_inputs(protocol, deep_merge(preset, overrides))
+    return inputs
+
+
 def builder_from_protocol(
     cls,
     structure: orm.StructureData,
@@ -58,20 +79,9 @@ def builder_from_protocol(
     replay_set: StructureSetData | None = None,
 ):
     """See :meth:`ActiveLearningWorkChain.get_builder_from_protocol` (``cls``: the work chain class)."""
-    overrides = load_overrides(overrides)
     options = options or {}
-    valid = override_keys()
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ValueError(f"overrides: unknown keys {unknown}; valid: {', '.join(valid)}")
-    strategy = (overrides.get("parameters") or {}).get("strategy") or default_parameters()["strategy"]
-    if strategy not in STRATEGIES:
-        valid = ", ".join(STRATEGIES)
-        raise ValueError(f"parameters.strategy={strategy!r} is not a strategy; valid: {valid}")
-    # the strategy's preset (protocols/active_learning.yaml `strategies`) sits between protocol and overrides
-    name = protocol or cls.get_default_protocol()
-    preset = strategy_preset(read_protocol_file(PROTOCOL_FILE), strategy, name)
-    inputs = cls.get_protocol_inputs(protocol, deep_merge(preset, overrides))
+    inputs = resolved_inputs(cls, protocol, overrides)
+    strategy = inputs["parameters"]["strategy"]
     guest_node = GuestMoleculeData.builtin(guest) if isinstance(guest, str) else guest
     params = inputs["parameters"]
     stages = params["stages"]

@@ -1,0 +1,286 @@
+"""``aiida-mofmlp run STRUCTURE.cif``: the active-learning loop on a framework of the user's own.
+
+Everything the command line gives is checked before anything is stored or submitted: the CIF goes
+through intake (:func:`aiida_mofmlp.tools.intake.load_cif`), the options and the overrides file are merged
+into the loop's settings (protocol, strategy preset, packaged sizes, file, options; in that order) and
+validated by the loop's own validator, and the elements of framework and guest are checked against the
+foundation model. ``--dry-run`` prints the resolved settings as YAML; ``--submit`` hands the work chain to
+the daemon; otherwise it runs in the foreground with one progress line per stage, as the demo does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: ``--foundation`` value for the model shipped with the plugin (a stand-in for MACE-MP offline)
+SHIPPED_FOUNDATION = "small"
+#: ``--guest`` value for the empty framework
+NO_GUEST = "none"
+
+
+class RunOptionError(ValueError):
+    """An option of ``aiida-mofmlp run`` is not valid; the message names it and what is valid."""
+
+
+@dataclass
+class RunRequest:
+    """The command line of ``aiida-mofmlp run`` (plain values; see the command's help)."""
+
+    structure: Path
+    guest: str = "CO2"
+    loadings: str | None = None
+    temperatures: str | None = None
+    protocol: str = "fast"
+    labels: str | None = None
+    foundation: str = SHIPPED_FOUNDATION
+    replay: Path | None = None
+    sizes: str | None = None
+    overrides: Path | None = None
+
+
+@dataclass
+class ResolvedRun:
+    """A request checked and resolved: the structure (unstored), intake warnings, the overrides handed to
+    ``get_builder_from_protocol`` and the loop's resolved inputs."""
+
+    request: RunRequest
+    structure: Any
+    warnings: list[str] = field(default_factory=list)
+    overrides: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    foundation_species: list[str] = field(default_factory=list)
+
+
+def parse_list(text: str, kind: type, option: str) -> list:
+    """``"1, 4 8"`` -> [1, 4, 8], all positive; :class:`RunOptionError` names ``option`` and the bad item."""
+    values = []
+    for item in text.replace(",", " ").split():
+        try:
+            values.append(kind(item))
+        except ValueError:
+            what = "whole numbers" if kind is int else "numbers"
+            raise RunOptionError(
+                f"{option} {text!r}: {item!r} is not a number; give {what}, e.g. 1,4"
+            ) from None
+    if not values:
+        raise RunOptionError(f"{option} is empty; give {'whole numbers' if kind is int else 'numbers'}")
+    bad = [value for value in values if value <= 0]
+    if bad:
+        raise RunOptionError(f"{option} {text!r}: {bad[0]!r} is not positive; every value must be above 0")
+    return values
+
+
+def request_overrides(request: RunRequest) -> dict:
+    """The overrides of ``request``: packaged sizes (``--sizes``), then the file, then the options."""
+    from aiida_mofmlp.common.protocols import deep_merge
+    from aiida_mofmlp.workflows.protocols.utils import load_overrides, packaged_overrides_path
+
+    merged: dict = {}
+    if request.sizes:
+        try:
+            merged = load_overrides(packaged_overrides_path(request.sizes))
+        except ValueError as error:
+            raise RunOptionError(f"--sizes: {error}") from None
+    if request.overrides is not None:
+        try:
+            merged = deep_merge(merged, load_overrides(request.overrides))
+        except (OSError, TypeError, ValueError) as error:
+            raise RunOptionError(f"--overrides {request.overrides}: {error}") from None
+    parameters: dict = {}
+    if request.loadings is not None:
+        parameters["loadings"] = parse_list(request.loadings, int, "--loadings")
+    if request.temperatures is not None:
+        parameters["temperatures"] = parse_list(request.temperatures, float, "--temperatures")
+    if request.labels is not None:
+        parameters["labelling"] = {"engine": request.labels}
+    return deep_merge(merged, {"parameters": parameters}) if parameters else merged
+
+
+def foundation_species(foundation: str) -> list[str]:
+    """Elements of the ``--foundation`` model (the shipped one's from its card)."""
+    if foundation == SHIPPED_FOUNDATION:
+        from aiida_mofmlp.common.resources import foundation_card
+
+        return list(foundation_card()["model"]["species"])
+    path = Path(foundation)
+    if not path.is_file():
+        raise RunOptionError(
+            f"--foundation {foundation!r}: no such file; give {SHIPPED_FOUNDATION!r} (the shipped model) "
+            "or the path of a MACE model file (e.g. MACE-MP-0b3)"
+        )
+    from aiida_mofmlp.data.mace_model import inspect_mace_model
+
+    try:
+        return list(inspect_mace_model(path)["species"])
+    except ValueError as error:
+        raise RunOptionError(f"--foundation {foundation!r}: {error}") from None
+
+
+def resolve(request: RunRequest) -> ResolvedRun:
+    """Check ``request`` and resolve its settings; nothing is stored.
+
+    Raises:
+        RunOptionError: naming the option (or the structure) and what would be valid.
+    """
+    from aiida import orm
+
+    from aiida_mofmlp.data.guest import BUILTIN_GUESTS
+    from aiida_mofmlp.tools.intake import StructureIntakeError, load_cif
+    from aiida_mofmlp.workflows.active_learning.builders import resolved_inputs
+    from aiida_mofmlp.workflows.active_learning.settings import validate_parameters
+    from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
+
+    protocols = ActiveLearningWorkChain.get_available_protocols()
+    if request.protocol not in protocols:
+        raise RunOptionError(f"--protocol {request.protocol!r} is not known; valid: {', '.join(protocols)}")
+    if request.guest != NO_GUEST and request.guest not in BUILTIN_GUESTS:
+        valid = ", ".join([*BUILTIN_GUESTS, NO_GUEST])
+        raise RunOptionError(f"--guest {request.guest!r} is not a built-in guest; valid: {valid}")
+    if request.guest == NO_GUEST and request.loadings:
+        raise RunOptionError("--loadings given with --guest none: the empty framework has no guests")
+    if request.replay is not None and not Path(request.replay).is_file():
+        raise RunOptionError(
+            f"--replay {str(request.replay)!r}: no such file (an extxyz of the foundation's data)"
+        )
+    overrides = request_overrides(request)
+    try:
+        inputs = resolved_inputs(ActiveLearningWorkChain, request.protocol, overrides)
+    except ValueError as error:
+        raise RunOptionError(f"settings: {error}") from None
+    parameters = inputs["parameters"]
+    if request.guest == NO_GUEST:
+        parameters["loadings"] = []
+    message = validate_parameters(orm.Dict(parameters))
+    if message:
+        raise RunOptionError(f"settings: {message}")
+    path = Path(request.structure)
+    if not path.is_file():
+        raise RunOptionError(f"STRUCTURE {str(path)!r}: no such file; give the path of a CIF")
+    try:
+        structure, issues = load_cif(path)
+    except StructureIntakeError as error:
+        raise RunOptionError(f"STRUCTURE {path.name} was not accepted: {error}") from None
+    species = foundation_species(request.foundation)
+    elements = set(structure.get_symbols_set())
+    if request.guest != NO_GUEST:
+        from ase.build import molecule
+
+        elements |= set(molecule(request.guest).get_chemical_symbols())
+    missing = sorted(elements - set(species))
+    if missing:
+        raise RunOptionError(
+            f"--foundation {request.foundation!r} knows {', '.join(species)} but not {', '.join(missing)} of "
+            f"{path.name}{' and ' + request.guest if request.guest != NO_GUEST else ''}: fine-tuning cannot "
+            "add elements; give a foundation that has them (e.g. MACE-MP-0b3)"
+        )
+    return ResolvedRun(
+        request=request,
+        structure=structure,
+        warnings=[str(issue) for issue in issues],
+        overrides=overrides,
+        inputs=inputs,
+        foundation_species=species,
+    )
+
+
+def settings_document(resolved: ResolvedRun) -> dict:
+    """What ``--dry-run`` prints: the structure, the choices, the loop's settings and each stage's."""
+    structure = resolved.structure
+    request = resolved.request
+    parameters = dict(resolved.inputs["parameters"])
+    stages = {key: value for key, value in resolved.inputs.items() if key != "parameters" and value}
+    document = {
+        "structure": {
+            "file": str(request.structure),
+            "formula": structure.get_formula(),
+            "atoms": len(structure.sites),
+            "cell_lengths_A": [round(x, 4) for x in structure.cell_lengths],
+            "intake_warnings": resolved.warnings,
+        },
+        "guest": None if request.guest == NO_GUEST else request.guest,
+        "protocol": request.protocol,
+        "foundation": request.foundation,
+        "foundation_species": resolved.foundation_species,
+        "replay": str(request.replay)
+        if request.replay
+        else ("shipped" if request.foundation == "small" else None),
+        "parameters": parameters,
+        "stages": stages,
+    }
+    # plain types only (numpy scalars from the structure), so that the document dumps as YAML
+    return json.loads(
+        json.dumps(document, default=lambda value: value.item() if hasattr(value, "item") else str(value))
+    )
+
+
+def build(resolved: ResolvedRun, codes: Mapping):
+    """The ActiveLearningWorkChain builder of a resolved run (stores the foundation and replay nodes)."""
+    from aiida_mofmlp.data import GuestMoleculeData, MaceModelData, StructureSetData
+    from aiida_mofmlp.data.foundation import small_mof_foundation_replay
+    from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
+
+    request = resolved.request
+    if request.foundation == SHIPPED_FOUNDATION:
+        foundation = MaceModelData.small_mof_foundation()
+        replay = small_mof_foundation_replay() if request.replay is None else None
+    else:
+        foundation = MaceModelData.get_or_create(request.foundation)
+        replay = None
+    if request.replay is not None:
+        replay = StructureSetData.from_file(request.replay)
+    guest = None if request.guest == NO_GUEST else GuestMoleculeData.builtin(request.guest)
+    builder = ActiveLearningWorkChain.get_builder_from_protocol(
+        resolved.structure,
+        foundation,
+        dict(codes),
+        guest=guest,
+        protocol=request.protocol,
+        overrides=resolved.overrides,
+        replay_set=replay,
+    )
+    builder.metadata.label = f"{Path(request.structure).stem} + {request.guest} ({request.protocol})"
+    builder.metadata.description = "submitted with `aiida-mofmlp run`"
+    return builder
+
+
+def needed_codes(resolved: ResolvedRun) -> tuple[str, ...]:
+    """Code kinds the run needs: its labelling engine, RASPA with a guest, training, MD, deviation."""
+    engine = resolved.inputs["parameters"]["labelling"].get("engine", "cp2k")
+    kinds = [engine, "train", "md", "deviation"]
+    if resolved.request.guest != NO_GUEST:
+        kinds.append("raspa")
+    if (
+        int(resolved.inputs["parameters"]["initial_sampling"].get("aimd_steps") or 0) > 0
+        and "cp2k" not in kinds
+    ):
+        kinds.append("cp2k")
+    return tuple(kinds)
+
+
+def submit_run(resolved: ResolvedRun, codes: Mapping, echo: Callable[[str], None] = print):
+    """Submit to the daemon; the process node. Says how to follow it (and when no daemon runs)."""
+    from aiida.engine import submit
+    from aiida.engine.daemon.client import get_daemon_client
+
+    node = submit(build(resolved, codes))
+    echo(f"Submitted ActiveLearningWorkChain<{node.pk}> ({node.label}).")
+    client = get_daemon_client()
+    if not client.is_daemon_running:
+        echo(
+            f"Note: the daemon of profile {client.profile.name!r} is not running; the run waits until one "
+            f"picks it up: `verdi -p {client.profile.name} daemon start`."
+        )
+    echo(
+        f"Follow it: `aiida-mofmlp runs show {node.pk}` (iteration table), `verdi process report {node.pk}`."
+    )
+    return node
+
+
+def output_folder(request: RunRequest, given: str | os.PathLike | None) -> Path:
+    """``given``, else ``./mofmlp-run-<structure name>``."""
+    return Path(given) if given else Path(f"mofmlp-run-{Path(request.structure).stem}")
