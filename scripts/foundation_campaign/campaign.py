@@ -4,10 +4,14 @@ runs, training checkpoints)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import platform
+import re
+import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -302,10 +306,13 @@ def train(
     e0s: dict[str, float],
     valid_fraction: float,
     device: str = "cpu",
+    keep: Path | None = None,
 ) -> Path:
     """A MACE trained from scratch on ``frames`` (energy, forces, stress) with the labelling method's E0s.
 
-    Resumes from mace's checkpoints in ``folder`` after an interruption.
+    Resumes from mace's checkpoints in ``folder`` after an interruption; with ``keep`` (a folder of the
+    data folder) the newest checkpoint is also copied there while training runs, and brought back into an
+    empty ``folder``, so that training resumes on another machine.
     """
     from aiida_mofmlp.engines.mace.foundation import train_foundation
 
@@ -330,10 +337,61 @@ def train(
         "device": device,
         **{k: settings[k] for k in ("num_channels", "max_L", "max_num_epochs", "r_max")},
     }
-    summary = train_foundation(config, folder)
+    with CheckpointKeeper(folder / "mace" / "checkpoints", keep) if keep else contextlib.nullcontext():
+        summary = train_foundation(config, folder)
     if summary["status"] != "ok":
         raise RuntimeError(f"training in {folder} {summary['status']}: see {folder / summary['log']}")
     return folder / f"{config['name']}.model"
 
 
-__all__ = ["METHOD", "MODEL_NAME", "STAGES", "Campaign", "train"]
+class CheckpointKeeper(threading.Thread):
+    """While training runs, copy mace's newest epoch checkpoint from ``source`` to ``keep`` (every
+    ``interval`` seconds and at the end); on entry, bring ``keep``'s checkpoint into an empty ``source``."""
+
+    def __init__(self, source: Path, keep: Path, interval: float = 120.0):
+        super().__init__(name="checkpoint-keeper", daemon=True)
+        self.source, self.keep, self.interval = Path(source), Path(keep), interval
+        self.stopped = threading.Event()
+
+    @staticmethod
+    def newest(folder: Path) -> Path | None:
+        def epoch(path: Path) -> int:
+            match = re.search(r"_epoch-(\d+)\.pt$", path.name)
+            return int(match.group(1)) if match else -1
+
+        found = sorted(folder.glob("*_epoch-*.pt"), key=epoch) if folder.is_dir() else []
+        return found[-1] if found else None
+
+    def sync(self) -> None:
+        newest = self.newest(self.source)
+        if newest is None or (self.keep / newest.name).is_file():
+            return
+        self.keep.mkdir(parents=True, exist_ok=True)
+        partial = self.keep / (newest.name + ".partial")
+        shutil.copyfile(newest, partial)
+        partial.replace(self.keep / newest.name)
+        for old in self.keep.glob("*_epoch-*.pt"):
+            if old.name != newest.name:
+                old.unlink()
+        log(f"  checkpoint {newest.name} kept in {self.keep}")
+
+    def __enter__(self) -> CheckpointKeeper:
+        kept = self.newest(self.keep)
+        if kept is not None and self.newest(self.source) is None:
+            self.source.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(kept, self.source / kept.name)
+            log(f"  resuming from the kept checkpoint {kept.name}")
+        self.start()
+        return self
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.sync()
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.join()
+        self.sync()
+
+
+__all__ = ["METHOD", "MODEL_NAME", "STAGES", "Campaign", "CheckpointKeeper", "train"]

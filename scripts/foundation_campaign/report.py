@@ -54,6 +54,7 @@ def train_foundation(campaign: Campaign, args: Any) -> None:
         campaign.e0s(),
         campaign.plan["valid_fraction"],
         args.device,
+        keep=campaign.data / "checkpoints",
     )
 
 

@@ -198,4 +198,5 @@ def test_quick_build(tmp_path):
     assert elsewhere.returncode == 0, elsewhere.stdout[-3000:] + elsewhere.stderr[-3000:]
     assert "md: done" in elsewhere.stdout and "train: start" in elsewhere.stdout
     assert "labelled in" not in elsewhere.stdout  # nothing was labelled again
+    assert "resuming from the kept checkpoint" in elsewhere.stdout  # data/checkpoints came along
     assert (tmp_path / "elsewhere" / "out" / "card.yaml").is_file()
