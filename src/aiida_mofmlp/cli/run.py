@@ -284,3 +284,137 @@ def submit_run(resolved: ResolvedRun, codes: Mapping, echo: Callable[[str], None
 def output_folder(request: RunRequest, given: str | os.PathLike | None) -> Path:
     """``given``, else ``./mofmlp-run-<structure name>``."""
     return Path(given) if given else Path(f"mofmlp-run-{Path(request.structure).stem}")
+
+
+def register(group) -> None:
+    """Add ``run`` to the ``aiida-mofmlp`` command group."""
+    import click
+
+    @group.command("run")
+    @click.argument("structure", type=click.Path(dir_okay=False))
+    @click.option(
+        "--guest", default="CO2", show_default=True, help="Built-in guest (CO2, N2, CH4, H2O, H2) or 'none'."
+    )
+    @click.option("--loadings", default=None, help="Guests per cell, e.g. '1,4,8' (default: the protocol's).")
+    @click.option("--temperatures", default=None, help="Kelvin, e.g. '300,400' (default: the protocol's).")
+    @click.option(
+        "--protocol",
+        default="fast",
+        show_default=True,
+        help="fast | balanced | stringent (workflows/protocols/active_learning.yaml).",
+    )
+    @click.option(
+        "--labels",
+        type=click.Choice(["xtb", "cp2k"]),
+        default=None,
+        help="Labelling method: GFN1-xTB in-process (tblite) or CP2K (default: the protocol's).",
+    )
+    @click.option(
+        "--foundation",
+        default="small",
+        show_default=True,
+        help="'small' (the shipped MOF foundation) or the path of a MACE model file (e.g. MACE-MP-0b3).",
+    )
+    @click.option(
+        "--replay",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="extxyz of the foundation's training data for multihead replay (default with 'small': shipped).",
+    )
+    @click.option(
+        "--sizes", default=None, help="Packaged sizes: demo | tiny (protocols/overrides/<name>.yaml)."
+    )
+    @click.option(
+        "--overrides",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="YAML file shaped like get_builder_from_protocol's overrides (see docs/source/workflows.md).",
+    )
+    @click.option(
+        "--dry-run", is_flag=True, help="Print the resolved settings as YAML and exit; nothing is stored."
+    )
+    @click.option(
+        "--submit", "to_daemon", is_flag=True, help="Submit to the daemon and print how to follow it."
+    )
+    @click.option("--profile", "profile_name", default="mofmlp", show_default=True, help="Profile to use.")
+    @click.option(
+        "--output-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Folder for the results of a foreground run (default: ./mofmlp-run-<structure name>).",
+    )
+    def run_command(
+        structure: str,
+        guest: str,
+        loadings: str | None,
+        temperatures: str | None,
+        protocol: str,
+        labels: str | None,
+        foundation: str,
+        replay: str | None,
+        sizes: str | None,
+        overrides: str | None,
+        dry_run: bool,
+        to_daemon: bool,
+        profile_name: str,
+        output_dir: str | None,
+    ) -> None:
+        """The active-learning loop on the framework in STRUCTURE (a CIF) with a guest.
+
+        Every option is checked before anything is stored or submitted. In the foreground it prints one line
+        per stage and ends with the iteration table and the errors of the fine-tuned ensemble and of its
+        foundation on new frames; --submit hands it to the daemon instead.
+        """
+        import yaml
+
+        request = RunRequest(
+            structure=Path(structure),
+            guest=guest,
+            loadings=loadings,
+            temperatures=temperatures,
+            protocol=protocol,
+            labels=labels,
+            foundation=foundation,
+            replay=Path(replay) if replay else None,
+            sizes=sizes,
+            overrides=Path(overrides) if overrides else None,
+        )
+        if dry_run and to_daemon:
+            raise click.UsageError("--dry-run and --submit exclude each other")
+        from aiida_mofmlp.cli.setup import ensure_profile
+
+        name, _ = ensure_profile(profile_name)
+        try:
+            resolved = resolve(request)
+        except RunOptionError as error:
+            raise click.UsageError(str(error)) from error
+        for warning in resolved.warnings:
+            click.echo(f"intake warning: {warning}")
+        if dry_run:
+            click.echo(yaml.safe_dump(settings_document(resolved), sort_keys=False, width=100))
+            return
+        from aiida_mofmlp.cli.demo import DemoError, _codes, run_in_foreground
+
+        try:
+            codes = _codes(name, needed_codes(resolved))
+        except DemoError as error:
+            raise click.ClickException(str(error)) from error
+        if to_daemon:
+            submit_run(resolved, codes, echo=click.echo)
+            return
+        folder = output_folder(request, output_dir).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        params = resolved.inputs["parameters"]
+        click.echo(
+            f"Active learning of a MACE potential for {guest} in {request.structure.name} "
+            f"({resolved.structure.get_formula()}, {len(resolved.structure.sites)} atoms): loadings "
+            f"{params['loadings']}, {params['temperatures']} K, {params['labelling'].get('engine')} labels, "
+            f"protocol {protocol}, at most {params['max_iterations']} iterations. One line per stage below."
+        )
+        result = run_in_foreground(build(resolved, codes), folder, echo=click.echo)
+        click.echo(f"Files in {folder}:")
+        for label, path in result.files.items():
+            click.echo(f"  {label:<22} {path}")
+        node = result.node
+        if not node.is_finished_ok and node.exit_status not in (410, 411):
+            raise click.ClickException(f"ActiveLearningWorkChain<{node.pk}> failed: {node.exit_message}")
