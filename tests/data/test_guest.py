@@ -58,3 +58,15 @@ def test_custom_guest_validation(aiida_profile):
         sites=[{"label": "Ar", "atom": 0, "charge": 0, "epsilon": 119.8, "sigma": 3.4}],
     )
     assert argon.positions == [[0, 0, 0]]
+
+
+@pytest.mark.parametrize("name", ["../../x", "a b", "CO2\nCycles 1", "", "1abc", "x" * 33, "C;rm"])
+def test_guest_names_that_could_name_files_elsewhere_are_refused(aiida_profile, name):
+    """A guest's name becomes RASPA's and LAMMPS's file names and input lines: letters, digits, _ only."""
+    with pytest.raises(ValueError, match="is not valid: it becomes a file name"):
+        GuestMoleculeData(name=name, symbols=["Ar"], positions=[[0, 0, 0]])
+
+
+def test_guest_name_rule_accepts_ordinary_names(aiida_profile):
+    for name in ("CO2", "SF6", "my_guest", "x" * 32):
+        assert GuestMoleculeData(name=name, symbols=["Ar"], positions=[[0, 0, 0]]).name == name

@@ -165,6 +165,57 @@ def test_missing_cell_and_non_numeric_coordinate(tmp_path):
         read_cif_atoms(unknown_x)
 
 
+SPLIT_LOOPS = """data_split
+_cell_length_a 10
+_cell_length_b 10
+_cell_length_c 10
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+_atom_site_label
+_atom_site_type_symbol
+{labels}
+loop_
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+{coordinates}
+"""
+
+
+@pytest.mark.parametrize(("n_labels", "n_coordinates"), [(5, 3), (3, 5)], ids=["short-coordinates", "long"])
+def test_columns_of_other_lengths_than_the_sites_are_refused(tmp_path, n_labels, n_coordinates):
+    """Labels and coordinates in two loops of different lengths: refused, never atoms at arbitrary places
+    (an O at 0,0,0 was seen) nor an IndexError."""
+    labels = "\n".join(f"O{i} O" for i in range(n_labels))
+    coordinates = "\n".join(f"0.{i + 1} 0.{i + 2} 0.{i + 3}" for i in range(n_coordinates))
+    path = tmp_path / "split.cif"
+    path.write_text(SPLIT_LOOPS.format(labels=labels, coordinates=coordinates))
+    with pytest.raises(StructureIntakeError) as info:
+        read_cif_atoms(path)
+    assert info.value.kind == "unreadable"
+    assert f"has {n_coordinates} value(s) but the atom sites are {n_labels}" in str(info.value)
+
+
+def test_size_limits_refuse_before_expanding_and_can_be_raised(tmp_path):
+    text = (DATA / "methane_p1.cif").read_text()
+    huge_cell = tmp_path / "huge_cell.cif"
+    huge_cell.write_text(text.replace("_cell_length_a    10", "_cell_length_a    1e12"))
+    with pytest.raises(StructureIntakeError, match="cell edge of 1e\\+12 Å is longer than the limit") as info:
+        read_cif_atoms(huge_cell)
+    assert info.value.kind == "too_large"
+    with pytest.raises(StructureIntakeError, match="5 atom sites, more than the limit of 4 atoms"):
+        read_cif_atoms(DATA / "methane_p1.cif", max_atoms=4)
+    atoms, _, _ = read_cif_atoms(DATA / "methane_p1.cif", max_atoms=5)
+    assert len(atoms) == 5
+    # symmetry: 5 sites x 2 operations may give 10 atoms
+    inverted = tmp_path / "inverted.cif"
+    inverted.write_text(text.replace(" 'x,y,z'", " 'x,y,z'\n '-x,-y,-z'"))
+    with pytest.raises(StructureIntakeError, match="5 sites x 2 symmetry operations give up to 10 atoms"):
+        read_cif_atoms(inverted, max_atoms=9)
+
+
 # --- pure checks --------------------------------------------------------------------------------------------
 
 

@@ -206,3 +206,16 @@ def test_collect_snapshots_places_whole_guests_from_the_parsed_configuration(
         c, o1, o2 = frame[ids == gid].positions
         assert np.linalg.norm(o1 - c) == pytest.approx(1.16, abs=1e-6)
         assert np.linalg.norm(o2 - o1) == pytest.approx(2.32, abs=1e-6)
+
+
+def test_guest_whose_name_could_escape_the_job_folder_is_refused_by_the_port(aiida_profile):
+    """A guest node with a name that is not a plain identifier (e.g. stored by older code) never reaches
+    RASPA's inputs, where it would be the file name ``<name>.def``."""
+    from aiida_mofmlp.data import GuestMoleculeData
+    from aiida_mofmlp.workflows.raspa.isotherm import _validate_guest
+
+    assert _validate_guest(GuestMoleculeData.builtin("CO2")) is None
+    guest = GuestMoleculeData.builtin("CO2")
+    guest.base.attributes.set("name", "../../x")
+    message = _validate_guest(guest)
+    assert message and "name '../../x' is not valid" in message and "../../x.def" in message

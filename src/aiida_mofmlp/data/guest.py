@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from aiida import orm
 from ase import Atoms
@@ -15,6 +17,9 @@ from aiida_mofmlp.common.frames import GUEST_ID_KEY
 _CH = 1.087 / np.sqrt(3.0)
 _OH_X = 0.9572 * np.sin(np.radians(104.52 / 2))
 _OH_Z = 0.9572 * np.cos(np.radians(104.52 / 2))
+
+#: a guest's name: it names files of RASPA's and LAMMPS's inputs, so letters, digits and underscores only
+GUEST_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
 BUILTIN_GUESTS: dict[str, dict] = {
     "CO2": {
@@ -128,6 +133,11 @@ class GuestMoleculeData(orm.Data):
         super().__init__(**kwargs)
         if name is None:
             return
+        if not isinstance(name, str) or not GUEST_NAME.fullmatch(name):
+            raise ValueError(
+                f"guest name {name!r} is not valid: it becomes a file name of RASPA's and LAMMPS's inputs; "
+                "give a letter followed by at most 31 letters, digits or underscores (e.g. 'CO2', 'my_guest')"
+            )
         if not symbols or positions is None or len(symbols) != len(positions):
             raise ValueError(
                 f"guest {name!r}: give one position (Angstrom) for each of the symbols {symbols}"

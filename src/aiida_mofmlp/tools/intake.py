@@ -59,7 +59,12 @@ ERROR_KINDS = (
     "unknown_element",
     "overlap",
     "cell_too_small",
+    "too_large",  # more atoms or a longer cell edge than the limits (MAX_ATOMS, MAX_CELL_LENGTH)
 )
+#: default limits of intake (keyword arguments ``max_atoms`` and ``max_cell_length`` raise them): a CIF beyond
+#: them is refused before its symmetry is expanded (10^5 atoms took 20 s and 1.2 GB; 10^6 never returned)
+MAX_ATOMS = 20_000
+MAX_CELL_LENGTH = 500.0  # Angstrom
 WARNING_KINDS = ("duplicate_sites", "missing_hydrogen", "undercoordinated_carbon")
 
 _ELEMENTS = frozenset(chemical_symbols[1:])
@@ -232,11 +237,24 @@ def _choose_block(blocks: list, name: str, block: str | int | None):
     return with_sites[0]
 
 
-def _column(block, tag: str, count: int) -> list | None:
+def _column(block, tag: str, count: int, name: str = "CIF") -> list | None:
+    """The ``count`` values of ``tag`` (a single value repeated); None when absent.
+
+    Raises :class:`StructureIntakeError` when the column has another length than the sites' (a CIF whose
+    coordinates are shorter than its labels would otherwise give atoms at arbitrary positions).
+    """
     value = block.get(tag)
     if value is None:
         return None
-    return list(value) if isinstance(value, list) else [value] * count
+    if not isinstance(value, list):
+        return [value] * count
+    if len(value) != count:
+        raise StructureIntakeError(
+            f"{name}: column {tag} has {len(value)} value(s) but the atom sites are {count}; every "
+            "_atom_site_ column needs one value per site (one loop_ with all of them)",
+            "unreadable",
+        )
+    return list(value)
 
 
 def _symmetry_operations(block, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -273,6 +291,8 @@ def read_cif_atoms(
     merge_distance: float = 0.1,
     occupancy_tolerance: float = 0.01,
     block: str | int | None = None,
+    max_atoms: int = MAX_ATOMS,
+    max_cell_length: float = MAX_CELL_LENGTH,
 ) -> tuple[Atoms, list[str], list[IntakeIssue]]:
     """Read a CIF into a full-cell ``ase.Atoms`` (symmetry expanded), refusing what cannot be a structure.
 
@@ -281,7 +301,9 @@ def read_cif_atoms(
     unknown element symbols, partial occupancy (``|occupancy - 1| > occupancy_tolerance``) and sites of
     different elements that coincide (closer than ``merge_distance``, Å). Symmetry images closer than
     ``merge_distance`` to an image of the same element are merged into the first one: sites on special
-    positions (also when given with few decimals) and sites listed twice.
+    positions (also when given with few decimals) and sites listed twice. A cell edge longer than
+    ``max_cell_length`` (Å) or more than ``max_atoms`` atoms (counted before merging symmetry images) is
+    refused before the symmetry is expanded.
     """
     text, name = _read_text(source)
     try:
@@ -301,8 +323,8 @@ def read_cif_atoms(
     count = len(first_column) if isinstance(first_column, list) else 1
     name = f"{name} [data_{chosen.name}]" if len(blocks) > 1 else name
 
-    labels_raw = _column(chosen, "_atom_site_label", count)
-    types_raw = _column(chosen, "_atom_site_type_symbol", count)
+    labels_raw = _column(chosen, "_atom_site_label", count, name)
+    types_raw = _column(chosen, "_atom_site_type_symbol", count, name)
     labels = [str(label) for label in labels_raw] if labels_raw else [f"site{i + 1}" for i in range(count)]
 
     # --- elements (the type symbol when given, else the label)
@@ -329,7 +351,7 @@ def read_cif_atoms(
         )
 
     # --- occupancy
-    occupancies = _column(chosen, "_atom_site_occupancy", count)
+    occupancies = _column(chosen, "_atom_site_occupancy", count, name)
     if occupancies is not None:
         partial = []
         for label, value in zip(labels, occupancies, strict=True):
@@ -370,11 +392,30 @@ def read_cif_atoms(
             "periodic cell",
             "no_cell",
         )
+    if max(cellpar_values[:3]) > max_cell_length:
+        raise StructureIntakeError(
+            f"{name}: a cell edge of {max(cellpar_values[:3]):.6g} Å is longer than the limit of "
+            f"{max_cell_length:g} Å; check the CIF's _cell_length_a/b/c (or pass a larger max_cell_length)",
+            "too_large",
+        )
+    if count > max_atoms:
+        raise StructureIntakeError(
+            f"{name}: {count} atom sites, more than the limit of {max_atoms} atoms (pass a larger max_atoms "
+            "to read it anyway; MLP training cells are usually a few hundred atoms)",
+            "too_large",
+        )
 
     # --- coordinates
     fractional = all(f"_atom_site_fract_{x}" in chosen for x in "xyz")
     tags = [f"_atom_site_fract_{x}" if fractional else f"_atom_site_cartn_{x}" for x in "xyz"]
-    columns = [_column(chosen, tag, count) for tag in tags]
+    columns = [_column(chosen, tag, count, name) for tag in tags]
+    missing = [tag for tag, column in zip(tags, columns, strict=True) if column is None]
+    if missing:
+        raise StructureIntakeError(
+            f"{name}: no {', '.join(missing)}: every site needs three coordinates (_atom_site_fract_x/y/z "
+            "or _atom_site_Cartn_x/y/z)",
+            "unreadable",
+        )
     coordinates = np.empty((count, 3))
     for axis, column in enumerate(columns):
         for index, value in enumerate(column):
@@ -393,6 +434,13 @@ def read_cif_atoms(
     if not 0 < merge_distance < 0.5:
         raise ValueError(f"merge_distance must be in (0, 0.5) Å, got {merge_distance!r}")
     rotations, translations = _symmetry_operations(chosen, name)
+    bound = count * len(rotations)
+    if bound > max_atoms:
+        raise StructureIntakeError(
+            f"{name}: {count} sites x {len(rotations)} symmetry operations give up to {bound} atoms, more "
+            f"than the limit of {max_atoms} (pass a larger max_atoms to read it anyway)",
+            "too_large",
+        )
     numbers = np.array([chemical_symbols.index(symbol) for symbol in symbols])
     images = np.einsum("mij,nj->nmi", rotations, coordinates) + translations[np.newaxis, :, :]
     images = np.mod(images, 1.0).reshape(-1, 3)
@@ -640,6 +688,8 @@ def load_cif(
     occupancy_tolerance: float = 0.01,
     check_hydrogens: bool = True,
     block: str | int | None = None,
+    max_atoms: int = MAX_ATOMS,
+    max_cell_length: float = MAX_CELL_LENGTH,
 ) -> tuple[StructureData, list[IntakeIssue]]:
     """Read, check and convert a CIF (path or ``CifData``) to ``StructureData``.
 
@@ -651,7 +701,12 @@ def load_cif(
     from aiida.orm import StructureData
 
     atoms, labels, issues = read_cif_atoms(
-        source, merge_distance=merge_distance, occupancy_tolerance=occupancy_tolerance, block=block
+        source,
+        merge_distance=merge_distance,
+        occupancy_tolerance=occupancy_tolerance,
+        block=block,
+        max_atoms=max_atoms,
+        max_cell_length=max_cell_length,
     )
     name = atoms.info["source"]
     if supercell is not None:

@@ -103,6 +103,18 @@ def framework_atoms(structure: orm.StructureData | orm.CifData):
     return structure.get_ase()
 
 
+def _validate_guest(guest, _ctx=None) -> str | None:
+    """The guest's name names RASPA's molecule file and input lines: letters, digits, underscores."""
+    from aiida_mofmlp.data.guest import GUEST_NAME
+
+    if guest is not None and not GUEST_NAME.fullmatch(str(guest.name)):
+        return (
+            f"guest: name {guest.name!r} is not valid (it becomes RASPA's file name {guest.name}.def); "
+            "give a letter followed by at most 31 letters, digits or underscores"
+        )
+    return None
+
+
 def _validate_inputs(inputs, _ctx) -> str | None:
     if "parameters" not in inputs:
         return None
@@ -346,7 +358,7 @@ class IsothermWorkChain(ProtocolMixin, WorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input("structure", valid_type=(orm.CifData, orm.StructureData), help="The framework.")
-        spec.input("guest", valid_type=GuestMoleculeData, help="The adsorbate.")
+        spec.input("guest", valid_type=GuestMoleculeData, validator=_validate_guest, help="The adsorbate.")
         spec.input("code", valid_type=orm.AbstractCode, help="RASPA2 `simulate` (plugin `raspa`).")
         spec.input(
             "parameters",
