@@ -28,6 +28,7 @@ import numpy as np
 from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.common.metrics import EV_PER_A3_IN_GPA, mae_rmse, stress_metrics
 from aiida_mofmlp.common.serialise import to_jsonable
+from aiida_mofmlp.common.trust import DEFAULT_TRUST as _DEFAULT_WINDOW
 
 __all__ = [
     "DEFAULT_TRUST",
@@ -48,7 +49,7 @@ __all__ = [
 
 #: trust window on sigma_max (eV/Angstrom) of the MIL-120 loop (Jin et al., Chem. Sci. 2026,
 #: DOI 10.1039/D5SC09058J), used when a run does not state its own
-DEFAULT_TRUST = (0.06, 0.24)
+DEFAULT_TRUST = (_DEFAULT_WINDOW.lo, _DEFAULT_WINDOW.hi)
 
 
 @dataclass

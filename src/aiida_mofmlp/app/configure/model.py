@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import traitlets as tl
 
 from aiida_mofmlp.app.messages import readable_error
+from aiida_mofmlp.common.trust import DEFAULT_TRUST, TrustWindow
 
 #: stages of the loop with a code and CalcJob options (the keys of get_builder_from_protocol's ``options``)
 STAGES = ("xtb", "cp2k", "raspa", "train", "md", "deviation")
@@ -103,8 +104,8 @@ class ConfigureModel(tl.HasTraits):
         "protocol"
     )  # SIZE_PRESETS key: the protocol's sizes or a packaged overrides file
     foundation = tl.Unicode(SHIPPED_FOUNDATION)  # SHIPPED_FOUNDATION, "pk:<n>" or "file:<path>"
-    trust_lo = tl.Float(0.06)  # eV/Å
-    trust_hi = tl.Float(0.24)  # eV/Å
+    trust_lo = tl.Float(DEFAULT_TRUST.lo)  # eV/Å
+    trust_hi = tl.Float(DEFAULT_TRUST.hi)  # eV/Å
     ensemble_size = tl.Int(2)
     max_iterations = tl.Int(3)
     labelling_engine = tl.Unicode("xtb")
@@ -254,10 +255,9 @@ class ConfigureModel(tl.HasTraits):
                 f"guest {self.guest!r} is not a built-in guest; valid: {', '.join(builtin_guests())}"
             )
         messages += self._number_messages()
-        if not 0 < self.trust_lo < self.trust_hi:
-            messages.append(
-                f"trust window: need 0 < lo < hi (eV/Å), got lo={self.trust_lo}, hi={self.trust_hi}"
-            )
+        message = TrustWindow.problem({"lo": self.trust_lo, "hi": self.trust_hi}, "trust window")
+        if message:
+            messages.append(message)
         if self.ensemble_size < 2:
             messages.append(
                 f"ensemble size {self.ensemble_size}: the deviation needs at least 2 models; valid: 2 or more"

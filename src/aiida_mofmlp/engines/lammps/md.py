@@ -65,6 +65,7 @@ from aiida_mofmlp.common.frames import (
     write_frames,
 )
 from aiida_mofmlp.common.serialise import dumps
+from aiida_mofmlp.common.trust import DEFAULT_TRUST
 from aiida_mofmlp.engines.io import read_input
 
 STATUSES = {
@@ -118,7 +119,7 @@ SAFETY_DEFAULTS: dict[str, Any] = {"check_interval": 10, "min_distance": 0.5, "m
 UNCERTAINTY_DEFAULTS: dict[str, Any] = {
     "models": [],
     "interval": 50,
-    "upper": 0.24,
+    "upper": DEFAULT_TRUST.hi,  # eV/Angstrom: the trust window's hi
     "consecutive": 3,
     "include_driver": True,
 }

@@ -6,6 +6,7 @@ import copy
 from types import SimpleNamespace
 
 from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.common.trust import TrustWindow
 from aiida_mofmlp.engines.xtb.label import unsupported_elements
 from aiida_mofmlp.workflows.active_learning.strategies import validate_strategy
 from aiida_mofmlp.workflows.cp2k.labelling import validate_inputs as validate_labelling_inputs
@@ -62,17 +63,9 @@ def validate_parameters(node, _ctx=None) -> str | None:
     temperatures = params["temperatures"]
     if not temperatures or any(not isinstance(t, int | float) or t <= 0 for t in temperatures):
         return f"parameters.temperatures={temperatures!r} must be a non-empty list of positive numbers (K)"
-    trust = params["trust"]
-    try:
-        lo, hi = float(trust["lo"]), float(trust["hi"])
-    except (KeyError, TypeError, ValueError):
-        return f"parameters.trust={trust!r} needs numbers lo and hi (eV/Angstrom)"
-    if not 0 < lo < hi:
-        return f"parameters.trust: need 0 < lo < hi, got lo={lo}, hi={hi}"
-    for group in ("framework", "guest"):
-        levels = trust.get(group)
-        if levels is not None and (len(levels) != 2 or not 0 < float(levels[0]) < float(levels[1])):
-            return f"parameters.trust.{group}={levels!r} must be [lo, hi] with 0 < lo < hi"
+    message = TrustWindow.problem(params["trust"], "parameters.trust")
+    if message:
+        return message
     pressures = params["gcmc"].get("pressures_bar") or []
     if any(not isinstance(p, int | float) or p <= 0 for p in pressures):
         return f"parameters.gcmc.pressures_bar={pressures!r} must be positive numbers (bar)"

@@ -21,6 +21,7 @@ from aiida.engine import calcfunction
 
 from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.common.loading import empty_framework, fold_guests, place_guests
+from aiida_mofmlp.common.trust import TrustWindow
 from aiida_mofmlp.data.structure_set import StructureSetData
 
 #: frames with two atoms closer than this (Angstrom) are unphysical (the last frames before an MD blow-up)
@@ -146,12 +147,7 @@ def extend_training_set(
 
 def _group_levels(trust: dict) -> dict[str, tuple[float, float]]:
     """(lo, hi) per atom group: ``all``, and ``framework`` / ``guest`` where given."""
-    levels = {"all": (float(trust["lo"]), float(trust["hi"]))}
-    for group in ("framework", "guest"):
-        if trust.get(group) is not None:
-            lo, hi = trust[group]
-            levels[group] = (float(lo), float(hi))
-    return levels
+    return TrustWindow.from_mapping(trust, "trust").levels()
 
 
 def classify(deviation: dict[str, np.ndarray], trust: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -25,30 +25,21 @@ from aiida import orm
 from aiida.engine import ToContext, calcfunction
 
 from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.common.trust import DEFAULT_TRUST, TrustWindow
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.workflows.functions.active_learning import classify, strip_predictions
 from aiida_mofmlp.workflows.mace.deviation import DeviationBaseWorkChain
 
-#: default trust levels (eV/Angstrom): the MIL-120 loop's window for DFT-level MACE (Jin et al., Chem. Sci.
-#: 2026, DOI 10.1039/D5SC09058J); pass the loop's own levels when it used others
-TRUST_DEFAULTS = {"lo": 0.06, "hi": 0.24}
+#: default trust levels (eV/Angstrom): :data:`aiida_mofmlp.common.trust.DEFAULT_TRUST`; pass the loop's own
+#: levels when it used others
+TRUST_DEFAULTS = DEFAULT_TRUST.as_dict()
 #: prefix of the context keys of the deviation runs
 _CONTEXT_PREFIX = "trust_"
 
 
 def validate_trust_levels(levels: orm.Dict, _ctx=None) -> str | None:
-    """``lo`` and ``hi`` positive with ``lo < hi``."""
-    values = levels.get_dict()
-    unknown = sorted(set(values) - {"lo", "hi", "framework", "guest"})
-    if unknown:
-        return f"trust_levels: unknown keys {unknown}; valid: lo, hi (eV/Angstrom), framework, guest"
-    try:
-        lo, hi = float(values["lo"]), float(values["hi"])
-    except (KeyError, TypeError, ValueError):
-        return f"trust_levels: needs numbers lo and hi (eV/Angstrom), got {values}"
-    if not 0 < lo < hi:
-        return f"trust_levels: need 0 < lo < hi, got lo={lo}, hi={hi}"
-    return None
+    """A trust window (:class:`~aiida_mofmlp.common.trust.TrustWindow`): ``0 < lo < hi``, optional groups."""
+    return TrustWindow.problem(levels.get_dict(), "trust_levels")
 
 
 def define_trust_spec(spec) -> None:
