@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiida import orm
@@ -376,6 +376,35 @@ def _data_context(node: orm.Data, runs: list[tuple[orm.WorkflowNode, str]], fram
     return context
 
 
+def _listed(
+    pks: set[int],
+    columns: Callable[[orm.Node], tuple[dict[str, Any], Any]],
+    framework: str | None,
+    guest: str | None,
+    protocol: str | None,
+    status: str | None,
+    run: int | str | orm.Node | None,
+) -> list[dict[str, Any]]:
+    """Rows of the data nodes ``pks`` that pass the filters, newest first.
+
+    ``columns(node)`` gives the node's own columns and the set whose first frame names the framework of a
+    node no run returned; the run's context (framework, guest, protocol, status, role) is added to each row.
+    """
+    runs = returning_runs(pks)
+    wanted_run = load_node(run, "run").pk if run is not None else None
+    rows = []
+    for pk in pks:
+        node = orm.load_node(pk)
+        if wanted_run is not None and wanted_run not in {r.pk for r, _ in runs.get(pk, [])}:
+            continue
+        own, framework_set = columns(node)
+        context = _data_context(node, runs.get(pk, []), framework_set=framework_set)
+        if not _keep(context, framework, guest, protocol) or not _same_text(status, context["status"]):
+            continue
+        rows.append({**own, **context})
+    return sorted(rows, key=lambda row: (row["ctime"], row["pk"]), reverse=True)
+
+
 def list_training_sets(
     framework: str | None = None,
     guest: str | None = None,
@@ -417,30 +446,20 @@ def list_training_sets(
         },
     )
     pks = set(trainings) | {pk for (pk,) in query.iterall()}
-    runs = returning_runs(pks)
-    wanted_run = load_node(run, "run").pk if run is not None else None
-    rows = []
-    for pk in pks:
-        node = orm.load_node(pk)
-        if wanted_run is not None and wanted_run not in {r.pk for r, _ in runs.get(pk, [])}:
-            continue
-        context = _data_context(node, runs.get(pk, []), framework_set=node)
-        if not _keep(context, framework, guest, protocol) or not _same_text(status, context["status"]):
-            continue
-        rows.append(
-            {
-                "pk": node.pk,
-                "uuid": node.uuid,
-                "ctime": _iso(node.ctime),
-                "n_frames": node.count,
-                "species": node.species,
-                "has_stress": node.has_stress,
-                "sha256": node.sha256,
-                "n_trainings": trainings.get(pk, 0),
-                **context,
-            }
-        )
-    return sorted(rows, key=lambda row: (row["ctime"], row["pk"]), reverse=True)
+
+    def columns(node: orm.Node) -> tuple[dict[str, Any], Any]:
+        return {
+            "pk": node.pk,
+            "uuid": node.uuid,
+            "ctime": _iso(node.ctime),
+            "n_frames": node.count,
+            "species": node.species,
+            "has_stress": node.has_stress,
+            "sha256": node.sha256,
+            "n_trainings": trainings.get(node.pk, 0),
+        }, node
+
+    return _listed(pks, columns, framework, guest, protocol, status, run)
 
 
 def training_calculation(model: orm.Node) -> orm.CalcJobNode | None:
@@ -478,42 +497,32 @@ def list_models(
         edge_filters={"type": LinkType.RETURN.value},
     )
     pks |= {pk for (pk,) in query.iterall()}
-    runs = returning_runs(pks)
-    wanted_run = load_node(run, "run").pk if run is not None else None
-    rows = []
-    for pk in pks:
-        model = orm.load_node(pk)
-        if wanted_run is not None and wanted_run not in {r.pk for r, _ in runs.get(pk, [])}:
-            continue
+
+    def columns(model: orm.Node) -> tuple[dict[str, Any], Any]:
         calc = training_calculation(model)
         training_set = calc.inputs.training_set if calc is not None else None
-        context = _data_context(model, runs.get(pk, []), framework_set=training_set)
-        if not _keep(context, framework, guest, protocol) or not _same_text(status, context["status"]):
-            continue
         metrics = calc.outputs.metrics.get_dict() if calc is not None and "metrics" in calc.outputs else {}
         valid = metrics.get("valid") or {}
         attributes = model.base.attributes
-        rows.append(
-            {
-                "pk": model.pk,
-                "uuid": model.uuid,
-                "ctime": _iso(model.ctime),
-                "sha256": model.sha256,
-                "architecture": model.architecture,
-                "species": model.species,
-                "r_max": model.r_max,
-                "head": model.head,
-                "seed": attributes.get("seed", None),
-                "training_mode": attributes.get("training_mode", None),
-                "parent_sha256": model.parent_sha256,
-                "training_set_uuid": training_set.uuid if training_set is not None else None,
-                "n_training_frames": len(training_set) if training_set is not None else None,
-                "valid_mae_e_per_atom": valid.get("mae_e_per_atom"),
-                "valid_mae_f": valid.get("mae_f"),
-                **context,
-            }
-        )
-    return sorted(rows, key=lambda row: (row["ctime"], row["pk"]), reverse=True)
+        return {
+            "pk": model.pk,
+            "uuid": model.uuid,
+            "ctime": _iso(model.ctime),
+            "sha256": model.sha256,
+            "architecture": model.architecture,
+            "species": model.species,
+            "r_max": model.r_max,
+            "head": model.head,
+            "seed": attributes.get("seed", None),
+            "training_mode": attributes.get("training_mode", None),
+            "parent_sha256": model.parent_sha256,
+            "training_set_uuid": training_set.uuid if training_set is not None else None,
+            "n_training_frames": len(training_set) if training_set is not None else None,
+            "valid_mae_e_per_atom": valid.get("mae_e_per_atom"),
+            "valid_mae_f": valid.get("mae_f"),
+        }, training_set
+
+    return _listed(pks, columns, framework, guest, protocol, status, run)
 
 
 def list_validations(
