@@ -22,7 +22,7 @@ from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.analysis.integrity import INTEGRITY_DEFAULTS
 from aiida_mofmlp.workflows.functions.dynamics import analyse_melt_quench
-from aiida_mofmlp.workflows.properties.diffusion import MdPropertyWorkChain
+from aiida_mofmlp.workflows.properties.md_base import MdPropertyWorkChain
 from aiida_mofmlp.workflows.properties.trust import fill_trust_inputs
 
 PROGRAM_DEFAULTS = {

@@ -27,7 +27,7 @@ from aiida_mofmlp.workflows.functions.dynamics import (
     temperature_key,
     validate_temperatures,
 )
-from aiida_mofmlp.workflows.properties.diffusion import MdPropertyWorkChain
+from aiida_mofmlp.workflows.properties.md_base import MdPropertyWorkChain
 from aiida_mofmlp.workflows.properties.trust import fill_trust_inputs
 
 VDOS_DEFAULTS = {"temperature": 300.0, "steps": 2000, "dump_interval": 2}
