@@ -98,3 +98,44 @@ def test_no_guests_is_a_clear_error():
     atoms = Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]], cell=np.eye(3) * 5, pbc=True)
     with pytest.raises(ValueError, match="no guest molecules"):
         guest_centres_of_mass([atoms, atoms])
+
+
+def test_channel_diffusion_is_one_dimensional_along_an_oblique_channel():
+    """Walkers that move only along (1, 1, 0)/sqrt2: the 3D D is a third of the channel's, the diffusion
+    tensor finds one mobile direction and D_mobile recovers the channel diffusivity."""
+    d_true, dt = 0.3, 0.02
+    rng = np.random.default_rng(7)
+    steps = rng.normal(scale=np.sqrt(2 * d_true * dt), size=(1500, 300))
+    direction = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)
+    positions = np.concatenate([np.zeros((1, 300)), np.cumsum(steps, axis=0)])[:, :, None] * direction
+    positions = positions + rng.normal(scale=0.01, size=positions.shape)  # thermal jiggle across the channel
+    result = diffusion_coefficient(np.arange(len(positions)) * dt, positions)
+    assert result["dimensionality"] == 1
+    assert result["D_mobile"] == pytest.approx(d_true, rel=0.06)
+    assert result["D"] == pytest.approx(d_true / 3, rel=0.06)
+    assert result["D_principal"][0] == pytest.approx(d_true, rel=0.06)
+
+
+def test_isotropic_walk_is_three_dimensional():
+    positions = random_walk(0.35, 0.02, 1000, 300, seed=5)
+    result = diffusion_coefficient(np.arange(len(positions)) * 0.02, positions)
+    assert result["dimensionality"] == 3
+    assert result["D_mobile"] == pytest.approx(result["D"], rel=0.05)
+    assert sum(result["D_principal"]) == pytest.approx(3 * result["D"], rel=0.02)  # trace = 3 D
+
+
+def test_no_linear_regime_gives_no_d():
+    """Trapped guests (harmonic wells) seen every 0.5 ps, beyond the well's relaxation time 1/k = 0.2 ps:
+    the MSD is flat from the first lag, there is no diffusive regime, so no D, with the reason."""
+    dt, n_steps, n_walkers, k = 0.01, 2000, 50, 5.0
+    rng = np.random.default_rng(2)
+    x = np.zeros((n_steps, n_walkers, 3))
+    for step in range(1, n_steps):  # overdamped motion in a well: plateau of the MSD after ~1/k
+        x[step] = (
+            x[step - 1] - k * x[step - 1] * dt + rng.normal(scale=np.sqrt(2 * 0.2 * dt), size=(n_walkers, 3))
+        )
+    every = 50
+    result = diffusion_coefficient(np.arange(0, n_steps, every) * dt, x[::every])
+    assert not result["linear_regime_found"]
+    assert result["D"] is None and result["D_error"] is None and result["dimensionality"] is None
+    assert "no linear (diffusive) regime" in result["no_D_reason"]

@@ -58,7 +58,10 @@ def test_diffusion_workchain_gives_d_rdf_arrhenius_and_trust(require_code, ensem
     assert sorted(results["diffusion"]) == ["T300", "T600"]
     for key, result in results["diffusion"].items():
         assert result["n_particles"] == 2
-        assert np.isfinite(result["D"]) and result["D_error"] > 0
+        if result["linear_regime_found"]:  # a 0.06 ps toy run may or may not reach the diffusive regime
+            assert np.isfinite(result["D"]) and result["D_error"] > 0 and 1 <= result["dimensionality"] <= 3
+        else:  # then no D is reported, and the reason is
+            assert result["D"] is None and "no linear (diffusive) regime" in result["no_D_reason"]
         assert 0 <= result["fit_start_ps"] < result["fit_stop_ps"] <= 0.06
         assert result["units"]["D"] == "Angstrom^2/ps"
         curves = results["curves"][key]
@@ -68,7 +71,7 @@ def test_diffusion_workchain_gives_d_rdf_arrhenius_and_trust(require_code, ensem
     md = next(c for c in node.called if c.process_label == "LammpsMdBaseWorkChain")
     assert "image" in md.outputs.trajectory.get_frame(-1).arrays
     assert md.inputs.md.parameters["write_images"] is True
-    if all(r["D"] > 0 for r in results["diffusion"].values()):
+    if all(r["D"] is not None and r["D"] > 0 for r in results["diffusion"].values()):
         assert "arrhenius" in results and np.isfinite(results["arrhenius"]["Ea_kJ_per_mol"])
     trust = results["trust"]
     assert trust["assessed"] and trust["all"]["n_frames"] == 2 * 41

@@ -41,8 +41,10 @@ def plot_diffusion(source, path: str | Path | None = None, title: str | None = N
     for key in diffusion:
         result = diffusion[key]
         temperature = float(result["temperature"])
-        data["D"][temperature] = float(result["D"])
-        data["D_error"][temperature] = float(result["D_error"])
+        data["D"][temperature] = (
+            float("nan") if result["D"] is None else float(result["D"])
+        )  # no linear regime
+        data["D_error"][temperature] = float("nan") if result["D_error"] is None else float(result["D_error"])
         data["msd"][temperature] = {
             "lag_ps": curves[key].get_array("lag_ps"),
             "msd": curves[key].get_array("msd"),
@@ -62,7 +64,7 @@ def plot_diffusion(source, path: str | Path | None = None, title: str | None = N
     temperatures = np.array(sorted(data["D"]))
     values = np.array([data["D"][t] for t in temperatures])
     errors = np.array([data["D_error"][t] for t in temperatures])
-    positive = values > 0
+    positive = np.isfinite(values) & (values > 0)
     right.errorbar(1000.0 / temperatures[positive], values[positive], yerr=errors[positive], fmt="o")
     if arrhenius is not None:
         inverse = np.linspace(1.0 / temperatures.max(), 1.0 / temperatures.min(), 50)

@@ -5,6 +5,13 @@ The mean squared displacement of each particle comes from ``tidynamics.msd`` (FF
 where the local log-log slope ``d ln MSD / d ln t`` is within ``tolerance`` of 1, up to ``max_fraction`` of
 the run (longer lags average over too few time origins). The error of ``D`` is the standard error over the
 particles (each particle's own fit on the same regime), or the regression's error for a single particle.
+Without a linear regime no ``D`` is reported (None): the run is too short or the guests are trapped.
+
+A guest in a one-dimensional channel moves along one direction only, and the three-dimensional ``D``
+(MSD / 6t) is a third of its diffusivity along the channel. The diffusion tensor (fitted on the same regime
+from the MSD projected on six directions) gives the principal diffusivities; those above
+:data:`MOBILE_FRACTION` of the largest are the mobile directions, their number the ``dimensionality`` and
+their mean ``D_mobile``, the coefficient to compare with a channel or layer experiment.
 """
 
 from __future__ import annotations
@@ -20,6 +27,13 @@ KB_EV = 8.617333262e-5
 EV_TO_KJ_PER_MOL = 96.48533212
 #: 1 Angstrom^2/ps in cm^2/s
 A2_PER_PS_TO_CM2_PER_S = 1.0e-4
+#: a principal diffusivity at least this fraction of the largest one counts as a mobile direction
+MOBILE_FRACTION = 0.1
+#: the six directions whose projected MSDs give the symmetric diffusion tensor
+_DIRECTIONS = (
+    np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=float)
+    / np.array([1, 1, 1, np.sqrt(2), np.sqrt(2), np.sqrt(2)])[:, None]
+)
 
 
 def msd_per_particle(positions: np.ndarray) -> np.ndarray:
@@ -33,6 +47,22 @@ def msd_per_particle(positions: np.ndarray) -> np.ndarray:
     if positions.shape[0] < 4:
         raise ValueError(f"the MSD needs at least 4 frames, got {positions.shape[0]}")
     return np.stack([tidynamics.msd(positions[:, k]) for k in range(positions.shape[1])], axis=1)
+
+
+def diffusion_tensor(times: np.ndarray, positions: np.ndarray, window: slice) -> np.ndarray:
+    """The 3x3 diffusion tensor (Angstrom^2/ps): slope / 2 of the particle-averaged MSD projected on six
+    directions, fitted on ``window``; D_uu along u and D_xy = D_(x+y)/sqrt2 - (D_xx + D_yy) / 2."""
+    positions = np.asarray(positions, dtype=float)
+    along = []
+    for direction in _DIRECTIONS:
+        projected = positions @ direction  # (n_frames, n_particles)
+        msd = np.mean([tidynamics.msd(projected[:, k]) for k in range(projected.shape[1])], axis=0)
+        along.append(np.polyfit(times[window], msd[window], 1)[0] / 2.0)
+    xx, yy, zz, xy, xz, yz = along
+    tensor = np.diag([xx, yy, zz])
+    for (i, j), d_ij in (((0, 1), xy), ((0, 2), xz), ((1, 2), yz)):
+        tensor[i, j] = tensor[j, i] = d_ij - (tensor[i, i] + tensor[j, j]) / 2.0
+    return tensor
 
 
 def linear_regime(
@@ -77,9 +107,10 @@ def diffusion_coefficient(
 ) -> dict:
     """Self-diffusion coefficient of particles with unwrapped ``positions`` (n_frames, n, 3) in Angstrom.
 
-    Returns ``D`` and ``D_error`` in Angstrom^2/ps (and cm^2/s), the fitted window (``fit_start_ps``,
-    ``fit_stop_ps``, ``linear_regime_found``), the averaged MSD curve (``lag_ps``, ``msd``, Angstrom^2) and
-    ``error_method``.
+    Returns ``D`` and ``D_error`` in Angstrom^2/ps (and cm^2/s; None without a linear regime), the principal
+    diffusivities ``D_principal``, ``dimensionality`` and ``D_mobile`` (see the module docstring), the fitted
+    window (``fit_start_ps``, ``fit_stop_ps``, ``linear_regime_found``), the averaged MSD curve (``lag_ps``,
+    ``msd``, Angstrom^2) and ``error_method``.
     """
     times = np.asarray(times_ps, dtype=float) - float(times_ps[0])
     spacing = np.diff(times)
@@ -98,11 +129,18 @@ def diffusion_coefficient(
     else:
         error, method = float(fit.stderr / factor), "linear regression (one particle)"
     value = float(fit.slope / factor)
-    return {
-        "D": value,
-        "D_error": error,
-        "D_cm2_per_s": value * A2_PER_PS_TO_CM2_PER_S,
-        "D_error_cm2_per_s": error * A2_PER_PS_TO_CM2_PER_S,
+    principal = np.sort(np.linalg.eigvalsh(diffusion_tensor(times, positions, window)))[::-1]
+    mobile = principal[principal >= MOBILE_FRACTION * principal[0]] if principal[0] > 0 else principal[:0]
+    d_mobile = float(mobile.mean()) if mobile.size else None
+    result = {
+        "D": value if found else None,
+        "D_error": error if found else None,
+        "D_cm2_per_s": value * A2_PER_PS_TO_CM2_PER_S if found else None,
+        "D_error_cm2_per_s": error * A2_PER_PS_TO_CM2_PER_S if found else None,
+        "D_principal": principal.tolist() if found else None,
+        "dimensionality": int(mobile.size) if found else None,
+        "D_mobile": d_mobile if found else None,
+        "slope_over_2d": value,  # MSD slope / 2d on the fitted window, kept for inspection when no D is given
         "error_method": method,
         "n_particles": int(n),
         "fit_start_ps": float(times[start]),
@@ -112,6 +150,12 @@ def diffusion_coefficient(
         "msd": msd,
         "units": {"D": "Angstrom^2/ps", "msd": "Angstrom^2", "lag_ps": "ps"},
     }
+    if not found:
+        result["no_D_reason"] = (
+            "no linear (diffusive) regime in the MSD: the run is too short for the guests to diffuse, or "
+            "they are trapped; run longer"
+        )
+    return result
 
 
 def arrhenius_fit(temperatures: np.ndarray, values: np.ndarray, errors: np.ndarray | None = None) -> dict:

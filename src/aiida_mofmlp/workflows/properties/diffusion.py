@@ -124,11 +124,16 @@ class DiffusionWorkChain(MdPropertyWorkChain):
             self.out(f"curves.{key}", outputs["curves"])
             results[key] = outputs["result"]
             result = outputs["result"]
-            self.report(
-                f"{key}: D = {result['D']:.4g} +- {result['D_error']:.2g} A^2/ps "
-                f"(fit {result['fit_start_ps']:.3g}-{result['fit_stop_ps']:.3g} ps)"
-            )
-        positive = {k: r for k, r in results.items() if r["D"] > 0}
+            if result["D"] is None:
+                self.report(f"{key}: no D: {result['no_D_reason']}")
+            else:
+                self.report(
+                    f"{key}: D = {result['D']:.4g} +- {result['D_error']:.2g} A^2/ps (fit "
+                    f"{result['fit_start_ps']:.3g}-{result['fit_stop_ps']:.3g} ps); "
+                    f"{result['dimensionality']}-dimensional, D along the mobile directions "
+                    f"{result['D_mobile']:.4g} A^2/ps"
+                )
+        positive = {k: r for k, r in results.items() if r["D"] is not None and r["D"] > 0}
         if len(positive) >= 2:
             fit = fit_arrhenius(**positive, metadata={"call_link_label": "arrhenius"})
             self.out("arrhenius", fit)
