@@ -168,9 +168,7 @@ def resolve(request: RunRequest) -> ResolvedRun:
     species = foundation_species(request.foundation)
     elements = set(structure.get_symbols_set())
     if request.guest != NO_GUEST:
-        from ase.build import molecule
-
-        elements |= set(molecule(request.guest).get_chemical_symbols())
+        elements |= set(BUILTIN_GUESTS[request.guest]["symbols"])
     missing = sorted(elements - set(species))
     if missing:
         raise RunOptionError(
