@@ -346,17 +346,29 @@ def status_lines(campaign: Campaign) -> list[str]:
     state = "done" if c.model_path().is_file() else f"{training['epochs']}/{target} epochs"
     lines.append(f"training: {state}" + (f" ({training['last'][:120]})" if training["last"] else ""))
     lines.append(f"evaluation: {'done' if (c.data / 'errors.json').is_file() else 'to do'}")
-    spent = sum(seconds.values())
+    # a stage's seconds are added when it ends; the frameworks labelled so far count while it runs
+    running = {
+        f"label_{kind}": sum(f.get("seconds", 0.0) for f in labels.get(kind, {}).values())
+        for kind in ("initial", "md")
+    }
+    shown = dict(seconds)
+    for stage, so_far in (("label_initial", running["label_initial"]), ("md", running["label_md"])):
+        shown[stage] = max(shown.get(stage, 0.0), so_far)
+    spent = sum(shown.values())
     lines.append(
-        f"time spent: {spent / 3600:.2f} h ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})"
+        f"time spent: {spent / 3600:.2f} h ({', '.join(f'{k} {v:.0f} s' for k, v in shown.items())})"
     )
     left = []
     md_left = n_fw - len(labels.get("md", {}))
     init_left = n_fw - len(labels.get("initial", {}))
     if per_frame and (md_left or init_left):
-        mean_frames = np.mean([f["n_in"] for per in labels.values() for f in per.values()])
-        label_s = (md_left + init_left) * mean_frames * float(np.mean(per_frame))
-        left.append(f"labelling about {label_s / 3600:.1f} h")
+        plan = c.plan
+        initial_per_cell = len(plan["rattle"]) + plan["strains"]
+        md_per_cell = len(plan["temperatures"]) * plan["md_frames"]
+        cells_per_framework = 1 + len(plan["loadings"])
+        frames_left = cells_per_framework * (init_left * initial_per_cell + md_left * md_per_cell)
+        label_s = frames_left * float(np.mean(per_frame))
+        left.append(f"labelling about {label_s / 3600:.1f} h ({frames_left} frames at the rate so far)")
     if training["epochs"] and not c.model_path().is_file() and seconds.get("train"):
         per_epoch = seconds["train"] / training["epochs"]
         left.append(f"training about {(target - training['epochs']) * per_epoch / 3600:.1f} h")
