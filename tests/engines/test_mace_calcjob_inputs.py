@@ -40,6 +40,14 @@ def test_train_validator(nodes):
     assert "REF_stress" in validate_inputs(
         {**base, "parameters": orm.Dict({"mode": "naive", "stress_weight": 10})}
     )
+    # the engine's own checks, before submission: types and extra_args' path flags
+    wrong_type = validate_inputs({**base, "parameters": orm.Dict({"mode": "naive", "lr": "fast"})})
+    assert wrong_type == "parameters.lr='fast' must be a number (like the default 0.001)"
+    flags = orm.Dict({"mode": "naive", "extra_args": ["--checkpoints_dir=/tmp/x"]})
+    assert "--checkpoints_dir names a file or folder" in validate_inputs({**base, "parameters": flags})
+    assert (
+        validate_inputs({**base, "parameters": orm.Dict({"mode": "naive", "lr": 5})}) is None
+    )  # int is a number
 
 
 def test_deviation_validator(nodes):

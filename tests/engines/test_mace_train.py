@@ -96,6 +96,12 @@ def test_argv_stress_weights_in_both_stages(mode):
         ),
         ({"mode": "naive", "stress_weight": 1.0, "stage_two_stress_weight": -1}, "must be >= 0"),
         ({"mode": "naive", "stage_two_stress_weight": 5.0}, "needs stress_weight > 0"),
+        # a wrong type is a clear refusal, not a traceback on the compute node
+        ({"mode": "naive", "lr": "fast"}, "parameters.lr='fast' must be a number"),
+        ({"mode": "naive", "ema": "yes"}, "parameters.ema='yes' must be true/false"),
+        ({"mode": "naive", "max_num_epochs": True}, "parameters.max_num_epochs=True must be a number"),
+        ({"mode": "naive", "extra_args": "--lr=1"}, "parameters.extra_args='--lr=1' must be a list"),
+        ({"mode": "naive", "extra_args": ["--work_dir=/etc"]}, "--work_dir names a file or folder"),
     ],
 )
 def test_invalid_inputs_fail_before_training(toy_data, tmp_path, monkeypatch, capsys, change, message):

@@ -7,7 +7,7 @@ from aiida import orm
 from aiida_mofmlp.calculations.base import EngineCalculation
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.engines.mace.train import MODES, TRAIN_DEFAULTS
+from aiida_mofmlp.engines.mace.train import MODES, TRAIN_DEFAULTS, settings_problem
 
 TRAIN_FILE = "train.extxyz"
 VALID_FILE = "valid.extxyz"
@@ -27,6 +27,9 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     unknown = sorted(set(params) - set(TRAIN_DEFAULTS))
     if unknown:
         return f"parameters: unknown keys {unknown}; valid: {sorted(set(TRAIN_DEFAULTS) - set(RESERVED))}"
+    problem = settings_problem(params)
+    if problem:
+        return problem
     mode = params.get("mode", TRAIN_DEFAULTS["mode"])
     if mode not in MODES:
         return f"parameters: mode {mode!r} is not valid; valid: {list(MODES)}"

@@ -71,6 +71,45 @@ from aiida_mofmlp.engines.mace.common import (
 )
 
 MODES = ("naive", "multihead")
+#: mace_run_train flags that name files or folders: the engine sets them from its inputs, not ``extra_args``
+PATH_FLAGS = (
+    "--train_file",
+    "--valid_file",
+    "--test_file",
+    "--pt_train_file",
+    "--pt_valid_file",
+    "--foundation_model",
+    "--work_dir",
+    "--model_dir",
+    "--log_dir",
+    "--checkpoints_dir",
+    "--results_dir",
+    "--downloads_dir",
+    "--statistics_file",
+    "--name",
+)
+
+
+def settings_problem(config: Mapping[str, Any]) -> str | None:
+    """Types of the known settings (those of :data:`TRAIN_DEFAULTS`) and the flags of ``extra_args``: a
+    message naming the setting, or None. The CalcJob's validator and :func:`validate_config` both use it."""
+    from aiida_mofmlp.common.schema import type_problem
+
+    # E0s: "foundation", "average" or {symbol: eV}, so its type is left open
+    message = type_problem(config, {**TRAIN_DEFAULTS, "E0s": None}, "parameters")
+    if message:
+        return message
+    for argument in config.get("extra_args") or []:
+        if not isinstance(argument, str):
+            return f"parameters.extra_args: {argument!r} is not text like '--key=value'"
+        flag = argument.split("=", 1)[0].strip()
+        if flag in PATH_FLAGS:
+            return (
+                f"parameters.extra_args: {flag} names a file or folder, which the engine sets from its "
+                f"inputs; extra_args may not contain {', '.join(PATH_FLAGS)}"
+            )
+    return None
+
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "valid_file": None,
@@ -116,6 +155,9 @@ def validate_config(config: Mapping[str, Any], work_dir: Path) -> dict[str, Any]
     missing = [key for key in required if not config.get(key)]
     if missing:
         raise InputError(f"the training input needs {missing}")
+    problem = settings_problem(config)
+    if problem:
+        raise InputError(problem)
     full = {**TRAIN_DEFAULTS, **config}
     if full["mode"] not in MODES:
         raise InputError(f"mode {full['mode']!r} is not valid; valid: {list(MODES)}")
