@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -129,3 +130,29 @@ def test_protocols_are_valid_engine_settings(protocol):
     assert settings["ensemble"] == "nvt"
     with pytest.raises(ValueError, match="unknown MD protocol"):
         get_protocol("quick")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"steps": "many"}, "input.steps='many' must be a number"),
+        ({"write_images": "yes"}, "input.write_images='yes' must be true/false"),
+        ({"safety": {"check_interval": "often"}}, "safety.check_interval='often' must be a number"),
+        ({"gcmc": {"guest": "g.json", "n_blocks": [5]}}, "gcmc.n_blocks=[5] must be a number"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_named_before_any_run(given, expected):
+    """The MD engine's settings have the types of their defaults: a wrong one is an InputError naming it
+    (the CalcJob's validator returns the same message), never a ValueError deep in the run."""
+    from aiida_mofmlp.common.errors import InputError
+    from aiida_mofmlp.engines.lammps.md import load_settings
+
+    with pytest.raises(InputError, match=re.escape(expected)):
+        load_settings(given)
+
+
+def test_a_single_pressure_is_still_accepted():
+    from aiida_mofmlp.engines.lammps.md import load_settings
+
+    settings = load_settings({"gcmc": {"guest": "g.json", "pressures_bar": 2.0}})
+    assert settings["gcmc"]["pressures_bar"] is not None

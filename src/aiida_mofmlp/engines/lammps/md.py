@@ -64,6 +64,7 @@ from aiida_mofmlp.common.frames import (
     read_frames,
     write_frames,
 )
+from aiida_mofmlp.common.schema import type_problem
 from aiida_mofmlp.common.serialise import dumps
 from aiida_mofmlp.common.trust import DEFAULT_TRUST
 from aiida_mofmlp.engines.io import read_input
@@ -179,11 +180,20 @@ class SafetyStop(Exception):
         self.message = message
 
 
+#: settings whose type is open although their default is not None (a pressure or a list of pressures)
+_OPEN_TYPES = ("pressures_bar",)
+
+
 def _merge(defaults: dict, given: dict | None, name: str) -> dict:
+    """``given`` over ``defaults``; InputError for unknown keys and for values of another type than the
+    default's (:func:`aiida_mofmlp.common.schema.type_problem`)."""
     given = dict(given or {})
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise InputError(f"unknown {name} keys {unknown}; valid keys: {sorted(defaults)}")
+    problem = type_problem(given, {**defaults, **dict.fromkeys(_OPEN_TYPES)}, name)
+    if problem:
+        raise InputError(problem)
     return {**defaults, **given}
 
 
