@@ -328,6 +328,7 @@ def run_demo(
         raise DemoError(f"profile {profile!r} is not loaded (run `aiida-mofmlp setup --profile {profile}`)")
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
+    _import_mace_quietly()  # building loads the foundation with mace: its import notes before the header
     builder = demo_builder(_codes(profile), output_dir, overrides, extra)
     opts = builder.parameters.get_dict()
     echo(
