@@ -46,7 +46,8 @@ guest = GuestMoleculeData.builtin("CO2")  # TraPPE sites and charges
 
 # offline there is no MACE-MP: the small MOF foundation shipped with the plugin (GFN1-xTB labels of 7 MOFs
 # with guests) stands in, with its replay sample for multihead fine-tuning. A real study uses e.g.
-# MaceModelData.get_or_create("/path/to/mace-mp-0b3-medium.model") and the foundation's own replay data
+# MaceModelData.get_or_create("/path/to/mace-mp-0b3-medium.model", trusted=True) (a pickle you trust) and the
+# foundation's own replay data
 foundation = MaceModelData.small_mof_foundation()
 replay = small_mof_foundation_replay()
 

@@ -67,7 +67,7 @@ OPTIONS = {  # scheduler resources per stage
 cif_path, model_path = sys.argv[1], sys.argv[2]
 structure, _ = load_cif(cif_path, r_cut=6.0, supercell="auto")  # a cell wide enough for the SOAP cutoff
 guest = GuestMoleculeData.builtin("CO2")
-foundation = MaceModelData.get_or_create(model_path)  # e.g. MACE-MP-0b3-medium
+foundation = MaceModelData.get_or_create(model_path, trusted=True)  # e.g. MACE-MP-0b3-medium (a pickle)
 codes = {kind: orm.load_code(label) for kind, label in CODES.items()}
 
 builder = ActiveLearningWorkChain.get_builder_from_protocol(

@@ -59,7 +59,7 @@ OPTIONS = {  # scheduler resources per stage (the AIMD runs with the cp2k option
 
 cif_path, model_path = sys.argv[1], sys.argv[2]
 structure, _ = load_cif(cif_path, r_cut=6.0, supercell="auto")
-foundation = MaceModelData.get_or_create(model_path)
+foundation = MaceModelData.get_or_create(model_path, trusted=True)  # a pickle you trust: opened once, aside
 codes = {kind: orm.load_code(label) for kind, label in CODES.items()}
 
 builder = ActiveLearningWorkChain.get_builder_from_protocol(

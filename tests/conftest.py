@@ -222,3 +222,26 @@ def serialize_builder():
         return serialize_value(builder._inputs(prune=True))
 
     return _serialize
+
+
+class _WritesMarker:
+    """Pickled, it calls ``os.system`` on load: the environment of whoever unpickles it goes to a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import shlex
+
+        return (os.system, (f"env > {shlex.quote(self.marker)}",))
+
+
+@pytest.fixture
+def malicious_model(tmp_path):
+    """``(path, marker)``: a ``.model`` file whose pickle writes ``marker`` (the loader's environment) when opened."""
+    import torch
+
+    marker = tmp_path / "unpickled.marker"
+    path = tmp_path / "malicious.model"
+    torch.save(_WritesMarker(marker), str(path))
+    return path, marker

@@ -27,8 +27,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from mace.calculators import MACECalculator
 
+    from aiida_mofmlp.engines.mace.common import mace_calculator
     from aiida_mofmlp.engines.mace.deviation import _Ensemble, compute_deviation
     from aiida_mofmlp.engines.mace.foundation import make_small_model
     from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, toy_frames
@@ -45,9 +45,7 @@ def main() -> None:
         ]
 
         # 1. per-frame ASE calculator loop (one calculator per model, energy + forces + stress as ASE does)
-        calcs = [
-            MACECalculator(model_paths=str(p), device=args.device, default_dtype="float64") for p in paths
-        ]
+        calcs = [mace_calculator(p, device=args.device, default_dtype="float64") for p in paths]
         start = time.perf_counter()
         for atoms in frames:
             atoms = atoms.copy()

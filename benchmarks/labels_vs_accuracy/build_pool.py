@@ -239,13 +239,14 @@ def run_md(model: Path, cell: Atoms, temperature: float, n_frames: int, stride: 
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-    from mace.calculators import MACECalculator
+
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     atoms = cell.copy()
     ids = atoms.arrays["guest_id"].copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        atoms.calc = MACECalculator(model_paths=str(model), device="cpu", default_dtype="float32")
+        atoms.calc = mace_calculator(model, device="cpu", default_dtype="float32")
     rng = np.random.default_rng(seed)
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
     dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=temperature, friction=0.02, rng=rng)

@@ -30,10 +30,10 @@ def main() -> None:
     from ase.io import read
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
-    from mace.calculators import MACECalculator
 
     from aiida_mofmlp.common.frames import write_frames
     from aiida_mofmlp.engines.lammps.md import run_md
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_md_"))
     if args.structure:
@@ -68,7 +68,7 @@ def main() -> None:
     model_share = run.results["model_seconds"] / run.results["loop_seconds"]
 
     # plain ASE NVE loop with the same model
-    calc = MACECalculator(model_paths=model, device=args.device, default_dtype="float64")
+    calc = mace_calculator(model, device=args.device, default_dtype="float64")
     md_atoms = atoms.copy()
     md_atoms.calc = calc
     MaxwellBoltzmannDistribution(md_atoms, temperature_K=300, rng=np.random.default_rng(0))

@@ -25,14 +25,15 @@ def md_run(job: dict) -> dict:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
     torch.set_num_threads(1)
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     atoms = read_frames(job["cells"])[job["index"]]
     ids = atoms.arrays[GUEST_ID_KEY].copy()
     info = dict(atoms.info)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        atoms.calc = MACECalculator(model_paths=job["model"], device="cpu", default_dtype="float32")
+        # the bootstrap model is the campaign's own training output (an older one may be a pickle)
+        atoms.calc = mace_calculator(job["model"], device="cpu", default_dtype="float32", trusted=True)
     rng = np.random.default_rng(job["seed"])
     temperature = job["temperature"]
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)

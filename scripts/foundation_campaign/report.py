@@ -83,11 +83,11 @@ def _summary(row: dict[str, list[float]]) -> dict[str, float]:
 
 def evaluate(campaign: Campaign, device: str = "cpu") -> None:
     """Errors of the foundation on every frame of each held-out framework and of the demo's framework."""
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        calc = MACECalculator(model_paths=str(campaign.model_path()), device=device, default_dtype="float64")
+        calc = mace_calculator(campaign.model_path(), device=device, default_dtype="float64")
     errors: dict[str, Any] = {}
     pooled: dict[str, list[float]] = {"e": [], "f": [], "s": [], "f0": []}
     for role in ("heldout", "demo"):

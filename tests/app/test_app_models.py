@@ -121,6 +121,35 @@ def test_guest_the_model_cannot_describe(configure_model):
     assert any(line.startswith("guest CO2") and "['O']" in line for line in messages)
 
 
+def test_uploaded_model_needs_trust_and_is_not_stored_by_validation(
+    configure_model, malicious_model, tmp_path
+):
+    import torch
+    from aiida import orm
+
+    from aiida_mofmlp.common.resources import foundation_files
+    from aiida_mofmlp.data.mace_model import MaceModelData
+    from aiida_mofmlp.engines.mace.common import load_model
+
+    path, marker = malicious_model
+    stored = orm.QueryBuilder().append(MaceModelData).count()
+    configure_model.foundation = f"file:{path}"
+    messages = configure_model.validate({"C", "H", "N", "O", "Zn"})
+    assert any(
+        "not a model in the safe form" in line and "I trust this model file" in line for line in messages
+    )
+    assert not marker.exists()
+    # a trusted, genuine pickle: converted aside, its species checked, nothing stored until submission
+    pickled = tmp_path / "upload.model"
+    torch.save(load_model(foundation_files().model), str(pickled))
+    configure_model.foundation = f"file:{pickled}"
+    assert any("I trust this model file" in line for line in configure_model.validate({"C", "H", "Zn"}))
+    configure_model.trust_model_file = True
+    assert configure_model.validate({"C", "H", "N", "O", "Zn"}) == []
+    assert any("['U']" in line for line in configure_model.validate({"C", "H", "U"}))
+    assert orm.QueryBuilder().append(MaceModelData).count() == stored
+
+
 def test_submit_without_daemon_says_so(configure_model):
     from aiida_mofmlp.app.structure.model import StructureModel
     from aiida_mofmlp.app.submit.model import SubmitModel

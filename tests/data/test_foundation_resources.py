@@ -30,11 +30,11 @@ def card():
 
 @pytest.fixture(scope="module")
 def calc(files):
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MACECalculator(model_paths=str(files.model), device="cpu", default_dtype="float64")
+        return mace_calculator(files.model, device="cpu", default_dtype="float64")
 
 
 def _heldout(files):

@@ -36,7 +36,41 @@ def test_bad_inputs_are_named(aiida_profile, tiny_model, tmp_path):
         MaceModelData.from_file(tmp_path / "missing.model")
     not_a_model = tmp_path / "notes.model"
     not_a_model.write_text("hello")
-    with pytest.raises(ValueError, match="not a loadable MACE model"):
+    with pytest.raises(ValueError, match="not a model in the safe form"):
         MaceModelData.from_file(not_a_model)
+    with pytest.raises(ValueError, match="not a loadable MACE model"):
+        MaceModelData.from_file(not_a_model, trusted=True)
     with pytest.raises(ValueError, match="valid heads"):
         MaceModelData.from_file(tiny_model, head="nonexistent")
+
+
+def test_malicious_model_refused_without_trust(aiida_profile, malicious_model):
+    from aiida import orm
+
+    path, marker = malicious_model
+    before = orm.QueryBuilder().append(MaceModelData).count()
+    for attempt in (MaceModelData.from_file, MaceModelData.get_or_create):
+        with pytest.raises(ValueError, match="trusted=True"):
+            attempt(path)
+    assert not marker.exists()
+    assert orm.QueryBuilder().append(MaceModelData).count() == before
+
+
+def test_trusted_pickle_stored_in_safe_form_and_recognised(aiida_profile, tiny_model, tmp_path):
+    import torch
+
+    from aiida_mofmlp.common.frames import sha256_of_file
+    from aiida_mofmlp.engines.mace.common import load_model
+    from aiida_mofmlp.engines.mace.safe_model import is_safe_model
+
+    pickled = tmp_path / "mace-mp-like.model"
+    torch.save(load_model(tiny_model), str(pickled))
+    with pytest.raises(ValueError, match="trusted=True"):
+        MaceModelData.get_or_create(pickled)
+    node = MaceModelData.get_or_create(pickled, trusted=True)
+    assert node.base.attributes.get("source_sha256") == sha256_of_file(pickled)
+    assert node.species == ["H", "C", "O"] and node.base.attributes.get("safe_form") is True
+    with node.as_path() as stored:
+        assert is_safe_model(stored)
+    # the same pickle again: found by the hash of its source, not opened (trusted not even needed)
+    assert MaceModelData.get_or_create(pickled).pk == node.pk

@@ -29,11 +29,11 @@ def frames():
 @pytest.fixture(scope="module")
 def reference(ensemble, frames):
     """Forces and energies of each model from its own ASE calculator, frame by frame."""
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     forces, energies = [], []
     for path in ensemble:
-        calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
+        calc = mace_calculator(path, device="cpu", default_dtype="float64")
         model_forces, model_energies = [], []
         for atoms in frames:
             atoms = atoms.copy()
@@ -118,13 +118,13 @@ def test_deviation_main_writes_outputs(ensemble, frames, tmp_path, monkeypatch):
 
 def test_deviation_compute_stress_equals_mace_calculator(ensemble, frames, tmp_path, monkeypatch):
     """``compute_stress``: the ensemble mean of MACE's calculator stress (Voigt); NaN if not periodic."""
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     frames = [atoms.copy() for atoms in frames]
     frames[1].pbc = False
     expected = np.zeros((len(frames), 6))
     for path in ensemble:
-        calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
+        calc = mace_calculator(path, device="cpu", default_dtype="float64")
         for index, atoms in enumerate(frames):
             atoms = atoms.copy()
             atoms.calc = calc

@@ -14,10 +14,10 @@ from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, label_with_model, toy_fra
 
 
 def test_make_small_model_loads_in_calculator(tmp_path):
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     path = make_small_model(["C", "O", "H", "Zn"], tmp_path / "a.model", seed=1, e0s={"C": -1.5})
-    calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
+    calc = mace_calculator(path, device="cpu", default_dtype="float64")
     atoms = toy_frames(1, seed=3)[0]
     atoms.calc = calc
     forces = atoms.get_forces()
@@ -36,13 +36,13 @@ def test_make_small_model_loads_in_calculator(tmp_path):
 
 
 def test_make_small_model_seed_changes_weights(tmp_path):
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     atoms = toy_frames(1, seed=4)[0]
     forces = []
     for seed in (0, 1):
         path = make_small_model(TOY_SPECIES, tmp_path / f"m{seed}.model", seed=seed)
-        atoms.calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
+        atoms.calc = mace_calculator(path, device="cpu", default_dtype="float64")
         forces.append(atoms.get_forces().copy())
     assert not np.allclose(forces[0], forces[1])
 

@@ -147,11 +147,9 @@ def test_finetune_beats_foundation(toy_data, tmp_path, monkeypatch, mode):
     assert len(curves["epoch"]) >= 2
     assert np.all(np.isfinite(curves["valid_mae_f"]))
     # the model file loads in the ASE calculator with the recorded head
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
-    calc = MACECalculator(
-        model_paths=str(tmp_path / results["model"]), device="cpu", default_dtype="float64", head="Default"
-    )
+    calc = mace_calculator(tmp_path / results["model"], device="cpu", default_dtype="float64", head="Default")
     atoms = toy_frames(1, seed=9)[0]
     atoms.calc = calc
     assert np.all(np.isfinite(atoms.get_forces()))

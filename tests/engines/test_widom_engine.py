@@ -53,12 +53,10 @@ def widom(workdir):
 
 
 def test_one_insertion_equals_direct_mace_energy_difference(workdir, widom):
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
     results, arrays = widom
-    calculator = MACECalculator(
-        model_paths=str(workdir / "tiny.model"), device="cpu", default_dtype="float64"
-    )
+    calculator = mace_calculator(workdir / "tiny.model", device="cpu", default_dtype="float64")
     frames = read(workdir / "frames.extxyz", ":")
     index = int(np.flatnonzero(np.isfinite(arrays["delta_energy"]))[-1])
     framework = frames[int(arrays["frame_index"][index])]

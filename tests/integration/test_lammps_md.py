@@ -38,9 +38,9 @@ def mil47(raspa_share_dir, tmp_path_factory):
 
 @pytest.fixture
 def calculator(tiny_model):
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
-    return MACECalculator(model_paths=str(tiny_model), device="cpu", default_dtype="float64")
+    return mace_calculator(tiny_model, device="cpu", default_dtype="float64")
 
 
 def _run(tmp_path, tiny_model, structure, **settings):

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.integration
 
 def _validation_frames(model_path) -> StructureSetData:
     """Two rattled MgO cells labelled by the foundation itself: its errors on them are ~0."""
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
-    calc = MACECalculator(model_paths=str(model_path), device="cpu", default_dtype="float64")
+    calc = mace_calculator(model_path, device="cpu", default_dtype="float64")
     frames = []
     for seed in (0, 1):
         atoms = bulk("MgO", "rocksalt", a=4.09, cubic=True)

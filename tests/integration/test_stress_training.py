@@ -77,9 +77,9 @@ def _train(labelled: Path, folder: Path, monkeypatch, **changes) -> dict:
 
 
 def _model_stress(model: Path, frames: list) -> np.ndarray:
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
-    calc = MACECalculator(model_paths=str(model), device="cpu", default_dtype="float64", head="Default")
+    calc = mace_calculator(model, device="cpu", default_dtype="float64", head="Default")
     stresses = []
     for atoms in frames:
         atoms = atoms.copy()

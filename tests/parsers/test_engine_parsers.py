@@ -186,10 +186,10 @@ def test_lammps_md_rejected_missing_corrupt_and_unstable(parse):
 @pytest.fixture
 def train_inputs(tmp_path):
     from aiida_mofmlp.data.mace_model import MaceModelData
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
 
-    path = tmp_path / "foundation.model"
-    path.write_bytes(b"stands for the foundation model: only its hash is read")
-    return {"foundation_model": MaceModelData.from_file(path, inspect=False)}
+    path = make_small_model(["H"], tmp_path / "foundation.model", num_channels=2, num_interactions=1)
+    return {"foundation_model": MaceModelData.from_file(path)}  # only its hash is read by the parser
 
 
 def test_mace_train_outputs(parse, train_inputs):
@@ -235,6 +235,15 @@ def test_mace_train_rejected_missing_corrupt_and_failed(parse, train_inputs):
     retrieved = stored("mace_train", "ok", {"model.model": b"not a torch file"})
     _, calc = parse("mofmlp.mace_train", MaceTrainParser, retrieved, train_inputs)
     assert_exit(calc, 301, "model.model")
+
+
+def test_mace_train_malicious_model_not_unpickled(parse, train_inputs, malicious_model):
+    """A retrieved model whose pickle runs code is refused by the parser (in the daemon) without opening it."""
+    path, marker = malicious_model
+    retrieved = stored("mace_train", "ok", {"model.model": path.read_bytes()})
+    _, calc = parse("mofmlp.mace_train", MaceTrainParser, retrieved, train_inputs)
+    assert_exit(calc, 301, "not a model in the safe form")
+    assert not marker.exists()
     diverged = edited_json("mace_train", "results.json", status="diverged", message="loss became NaN")
     retrieved = stored("mace_train", "ok", {"results.json": diverged})
     _, calc = parse("mofmlp.mace_train", MaceTrainParser, retrieved, train_inputs)

@@ -6,7 +6,7 @@ models fine-tuned with multihead replay, MD exploration in LAMMPS, the ensemble 
 check, and a final validation against the foundation. Its settings are the packaged overrides file
 ``workflows/protocols/overrides/demo.yaml`` (commented there). Offline there is no MACE-MP, so the demo
 fine-tunes the small MOF foundation shipped in the package (``MaceModelData.small_mof_foundation``); a real
-study passes a MACE-MP file (``MaceModelData.from_file(path)``). See docs/source/workflows.md.
+study passes a MACE-MP file (``MaceModelData.from_file(path, trusted=True)``). See docs/source/workflows.md.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ class RunRequest:
     protocol: str = "fast"
     labels: str | None = None
     foundation: str = SHIPPED_FOUNDATION
+    trust_model: bool = False
     replay: Path | None = None
     sizes: str | None = None
     overrides: Path | None = None
@@ -101,8 +102,11 @@ def request_overrides(request: RunRequest) -> dict:
     return deep_merge(merged, {"parameters": parameters}) if parameters else merged
 
 
-def foundation_species(foundation: str) -> list[str]:
-    """Elements of the ``--foundation`` model (the shipped one's from its card)."""
+def foundation_species(foundation: str, trusted: bool = False) -> list[str]:
+    """Elements of the ``--foundation`` model (the shipped one's from its card).
+
+    A pickled model file is read only with ``trusted`` (``--trust-model``), converted in a subprocess.
+    """
     if foundation == SHIPPED_FOUNDATION:
         from aiida_mofmlp.common.resources import foundation_card
 
@@ -113,10 +117,10 @@ def foundation_species(foundation: str) -> list[str]:
             f"--foundation {foundation!r}: no such file; give {SHIPPED_FOUNDATION!r} (the shipped model) "
             "or the path of a MACE model file (e.g. MACE-MP-0b3)"
         )
-    from aiida_mofmlp.data.mace_model import inspect_mace_model
+    from aiida_mofmlp.data.mace_model import describe_model_file
 
     try:
-        return list(inspect_mace_model(path)["species"])
+        return list(describe_model_file(path, trusted=trusted)["species"])
     except ValueError as error:
         raise RunOptionError(f"--foundation {foundation!r}: {error}") from None
 
@@ -165,7 +169,7 @@ def resolve(request: RunRequest) -> ResolvedRun:
         structure, issues = load_cif(path)
     except StructureIntakeError as error:
         raise RunOptionError(f"STRUCTURE {path.name} was not accepted: {error}") from None
-    species = foundation_species(request.foundation)
+    species = foundation_species(request.foundation, request.trust_model)
     elements = set(structure.get_symbols_set())
     if request.guest != NO_GUEST:
         elements |= set(BUILTIN_GUESTS[request.guest]["symbols"])
@@ -227,7 +231,7 @@ def build(resolved: ResolvedRun, codes: Mapping):
         foundation = MaceModelData.small_mof_foundation()
         replay = small_mof_foundation_replay() if request.replay is None else None
     else:
-        foundation = MaceModelData.get_or_create(request.foundation)
+        foundation = MaceModelData.get_or_create(request.foundation, trusted=request.trust_model)
         replay = None
     if request.replay is not None:
         replay = StructureSetData.from_file(request.replay)
@@ -314,6 +318,12 @@ def register(group) -> None:
         help="'small' (the shipped MOF foundation) or the path of a MACE model file (e.g. MACE-MP-0b3).",
     )
     @click.option(
+        "--trust-model",
+        is_flag=True,
+        help="Accept a pickled --foundation file (it can run code when opened): it is opened once, in a "
+        "process without the profile, and kept as weights plus architecture.",
+    )
+    @click.option(
         "--replay",
         type=click.Path(dir_okay=False),
         default=None,
@@ -349,6 +359,7 @@ def register(group) -> None:
         protocol: str,
         labels: str | None,
         foundation: str,
+        trust_model: bool,
         replay: str | None,
         sizes: str | None,
         overrides: str | None,
@@ -373,6 +384,7 @@ def register(group) -> None:
             protocol=protocol,
             labels=labels,
             foundation=foundation,
+            trust_model=trust_model,
             replay=Path(replay) if replay else None,
             sizes=sizes,
             overrides=Path(overrides) if overrides else None,

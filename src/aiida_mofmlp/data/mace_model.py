@@ -2,34 +2,51 @@
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from pathlib import Path
 
 from aiida import orm
-from ase.data import chemical_symbols
 
 from aiida_mofmlp.common.frames import sha256_of_file
+from aiida_mofmlp.engines.mace.safe_model import (
+    UNTRUSTED_MESSAGE,
+    UntrustedModelError,
+    convert_in_subprocess,
+    describe_safe_model,
+    is_safe_model,
+)
 
 
 def inspect_mace_model(path: str | Path) -> dict:
-    """Read architecture, heads, species and r_max from a saved MACE model (needs mace-torch)."""
-    import mace  # noqa: F401  (import mace before torch.load: it registers the classes e3nn needs)
-    import torch
+    """Architecture, heads, species and r_max of a model in the safe form (its JSON only; nothing unpickled).
 
-    try:
-        model = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ValueError(f"{path} is not a loadable MACE model file: {error}") from error
-    if not hasattr(model, "atomic_numbers") or not hasattr(model, "r_max"):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a MACE model (no atomic_numbers/r_max)")
-    numbers = [int(z) for z in model.atomic_numbers.tolist()]
-    heads = list(getattr(model, "heads", None) or ["Default"])
-    return {
-        "architecture": type(model).__name__,
-        "heads": heads,
-        "species": [chemical_symbols[z] for z in numbers],
-        "r_max": float(model.r_max),
-        "num_interactions": int(getattr(model, "num_interactions", 0)),
-    }
+    A pickled ``.model`` gives :class:`~aiida_mofmlp.engines.mace.safe_model.UntrustedModelError`; see
+    :meth:`MaceModelData.from_file` with ``trusted=True``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"MACE model file {path} does not exist")
+    return describe_safe_model(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _converted_facts(path: str, sha256: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="mofmlp-model-") as folder:
+        return convert_in_subprocess(path, Path(folder) / "converted.model")
+
+
+def describe_model_file(path: str | Path, trusted: bool = False) -> dict:
+    """Facts of a model file without storing it: the safe form's JSON, or (``trusted`` only) a pickle's facts
+    from its conversion in a subprocess (done once per file content in this process)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"MACE model file {path} does not exist")
+    if is_safe_model(path):
+        return describe_safe_model(path)
+    if not trusted:
+        raise UntrustedModelError(UNTRUSTED_MESSAGE.format(path=path))
+    return dict(_converted_facts(str(path.resolve()), sha256_of_file(path)))
 
 
 class MaceModelData(orm.SinglefileData):
@@ -42,22 +59,41 @@ class MaceModelData(orm.SinglefileData):
         parent_sha256: str | None = None,
         head: str | None = None,
         inspect: bool = True,
+        trusted: bool = False,
         **attributes,
     ) -> MaceModelData:
-        """A new node for the model at ``path``, its facts read from the file when ``inspect`` is True.
+        """A new node for the model at ``path``, kept in the safe form (weights + JSON architecture).
 
-        ``parent_sha256`` is the hash of the foundation model it was fine-tuned from; ``head`` is the
-        head to use for inference (default: the last head, which is the fine-tuned one in multihead mode).
+        A file in the safe form is stored as it is. A pickled mace ``.model`` (e.g. MACE-MP from its
+        release page) can run code when opened, so it is refused unless ``trusted=True``; then it is opened
+        once, in a subprocess without access to the profile and with time and memory limits, and its safe
+        form is stored (attribute ``source_sha256``: the hash of the pickle). ``parent_sha256`` is the hash of
+        the foundation model it was fine-tuned from; ``head`` is the head to use for inference (default: the
+        last head, which is the fine-tuned one in multihead mode).
         """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"MACE model file {path} does not exist")
-        node = cls(file=str(path.resolve()), filename=path.name)
-        facts = inspect_mace_model(path) if inspect else {}
+        if is_safe_model(path):
+            return cls._from_safe_file(path, path.name, inspect, head, parent_sha256, attributes)
+        if not trusted:
+            raise UntrustedModelError(UNTRUSTED_MESSAGE.format(path=path))
+        with tempfile.TemporaryDirectory(prefix="mofmlp-model-") as folder:
+            safe = Path(folder) / f"{path.stem}.safe.model"
+            convert_in_subprocess(path, safe)
+            attributes = {"source_sha256": sha256_of_file(path), "source_name": path.name, **attributes}
+            return cls._from_safe_file(safe, safe.name, True, head, parent_sha256, attributes)
+
+    @classmethod
+    def _from_safe_file(
+        cls, path: Path, filename: str, inspect, head, parent_sha256, attributes
+    ) -> MaceModelData:
+        node = cls(file=str(path.resolve()), filename=filename)
+        facts = describe_safe_model(path) if inspect else {}
         facts.update(attributes)
         heads = facts.get("heads") or ["Default"]
         if head is not None and head not in heads:
-            raise ValueError(f"head {head!r} is not in the model {path.name}; valid heads: {heads}")
+            raise ValueError(f"head {head!r} is not in the model {filename}; valid heads: {heads}")
         node.base.attributes.set_many(
             {
                 **facts,
@@ -65,6 +101,7 @@ class MaceModelData(orm.SinglefileData):
                 "head": head or heads[-1],
                 "sha256": sha256_of_file(path),
                 "parent_sha256": parent_sha256,
+                "safe_form": True,
             }
         )
         return node
@@ -84,13 +121,15 @@ class MaceModelData(orm.SinglefileData):
 
     @classmethod
     def find_by_hash(cls, sha256: str) -> list[MaceModelData]:
-        """Stored model nodes whose file has this SHA-256."""
-        query = orm.QueryBuilder().append(cls, filters={"attributes.sha256": sha256})
+        """Stored model nodes whose file, or the pickle it was converted from, has this SHA-256."""
+        query = orm.QueryBuilder().append(
+            cls, filters={"or": [{"attributes.sha256": sha256}, {"attributes.source_sha256": sha256}]}
+        )
         return [row[0] for row in query.all()]
 
     @classmethod
     def get_or_create(cls, path: str | Path, **kwargs) -> MaceModelData:
-        """The stored node of this file if one exists, else a new stored node."""
+        """The stored node of this file (or of its safe form) if one exists, else a new stored node."""
         found = cls.find_by_hash(sha256_of_file(path))
         return found[0] if found else cls.from_file(path, **kwargs).store()
 

@@ -104,6 +104,8 @@ class ConfigureModel(tl.HasTraits):
         "protocol"
     )  # SIZE_PRESETS key: the protocol's sizes or a packaged overrides file
     foundation = tl.Unicode(SHIPPED_FOUNDATION)  # SHIPPED_FOUNDATION, "pk:<n>" or "file:<path>"
+    # the user vouches for a pickled model file (it is then opened once, in a process without the profile)
+    trust_model_file = tl.Bool(False)
     trust_lo = tl.Float(DEFAULT_TRUST.lo)  # eV/Å
     trust_hi = tl.Float(DEFAULT_TRUST.hi)  # eV/Å
     ensemble_size = tl.Int(2)
@@ -228,7 +230,7 @@ class ConfigureModel(tl.HasTraits):
                 )
             return node
         if kind == "file":
-            return MaceModelData.get_or_create(value)
+            return MaceModelData.get_or_create(value, trusted=self.trust_model_file)
         raise ValueError(
             f"foundation model {self.foundation!r}: give {SHIPPED_FOUNDATION!r}, 'pk:<n>' or 'file:<path>'"
         )
@@ -329,12 +331,21 @@ class ConfigureModel(tl.HasTraits):
                 )
         return messages
 
+    def foundation_species(self) -> list[str]:
+        """Elements the chosen foundation describes, read without storing anything (an uploaded file is
+        converted to the safe form once, in a subprocess, and only when :attr:`trust_model_file` is set)."""
+        kind, _, value = self.foundation.partition(":")
+        if kind != "file":
+            return list(self.foundation_node().species or [])
+        from aiida_mofmlp.data.mace_model import describe_model_file
+
+        return list(describe_model_file(value, trusted=self.trust_model_file)["species"])
+
     def _model_messages(self, elements: set[str]) -> list[str]:
         try:
-            model = self.foundation_node()
+            species = set(self.foundation_species())
         except Exception as error:
             return [readable_error(error, "loading the foundation model")]
-        species = set(model.species or [])
         if not species:
             return []
         messages = []

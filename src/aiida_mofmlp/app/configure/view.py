@@ -51,6 +51,13 @@ class ConfigureView(ipw.VBox):
         preset.add_class("mofmlp-size-preset")
         self.foundation = ipw.Dropdown(description="Foundation model:", style=_WIDE)
         self.model_upload = ipw.FileUpload(accept=".model", multiple=False, description="Upload model")
+        trust_file = ipw.Checkbox(
+            description="I trust this model file (a pickled .model can run code when opened; it is opened "
+            "once, in a separate process without access to the profile, and kept as weights from then on)",
+            indent=False,
+            layout=ipw.Layout(width="auto"),
+        )
+        trust_file.add_class("mofmlp-trust-model")
         trust_lo = ipw.BoundedFloatText(min=0, max=10, step=0.01, description="Trust lo (eV/Å):", style=_WIDE)
         trust_hi = ipw.BoundedFloatText(
             min=0, max=100, step=0.01, description="Trust hi (eV/Å):", style=_WIDE
@@ -68,6 +75,7 @@ class ConfigureView(ipw.VBox):
             ("ensemble_size", ensemble),
             ("max_iterations", iterations),
             ("labelling_engine", engine),
+            ("trust_model_file", trust_file),
         ):
             ipw.link((model, trait), (widget, "value"))
         self.preset = preset
@@ -88,6 +96,7 @@ class ConfigureView(ipw.VBox):
                 self.protocol_help,
                 preset,
                 ipw.HBox([self.foundation, self.model_upload]),
+                trust_file,
                 ipw.HBox([trust_lo, trust_hi]),
                 ipw.HBox([ensemble, iterations, engine]),
                 ipw.HTML("<b>Properties of the final ensemble</b> (offered when installed):"),

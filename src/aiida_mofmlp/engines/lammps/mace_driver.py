@@ -66,12 +66,10 @@ class MaceModel:
     def __init__(
         self, model_path: str | Path, head: str | None = None, device: str = "cpu", dtype: str = "float64"
     ) -> None:
-        from mace.calculators import MACECalculator
+        from aiida_mofmlp.engines.mace.common import mace_calculator
 
-        kwargs = {"model_paths": str(model_path), "device": device, "default_dtype": dtype}
-        if head:
-            kwargs["head"] = head
-        self.calculator = MACECalculator(**kwargs)
+        kwargs = {"head": head} if head else {}
+        self.calculator = mace_calculator(model_path, device=device, default_dtype=dtype, **kwargs)
         self.r_max = float(self.calculator.r_max)
         z_table = getattr(self.calculator, "z_table", None)
         self.atomic_numbers = sorted(int(z) for z in z_table.zs) if z_table is not None else None

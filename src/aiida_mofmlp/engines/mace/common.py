@@ -61,26 +61,54 @@ def species_in_file(path: str | Path) -> list[int]:
 
 
 def model_species(model_path: str | Path) -> list[int]:
-    """Atomic numbers a saved MACE model knows."""
-    model = load_model(model_path)
-    return [int(z) for z in model.atomic_numbers.tolist()]
+    """Atomic numbers a MACE model in the safe form knows (read from its JSON, no model built)."""
+    from aiida_mofmlp.engines.mace.safe_model import describe_safe_model
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise InputError(f"MACE model file {path} does not exist")
+    return sorted(atomic_numbers[symbol] for symbol in describe_safe_model(path)["species"])
 
 
-def load_model(path: str | Path, device: str = "cpu"):
-    """Load a saved MACE model (a pickled torch module)."""
-    import mace  # noqa: F401  (must come before e3nn/torch.load, see docs/source/installation.md)
-    import torch
+def load_model(path: str | Path, device: str = "cpu", trusted: bool = False, sha256: str | None = None):
+    """Load a MACE model; by default only the safe form (``weights_only=True``, see :mod:`.safe_model`).
+
+    A pickled ``.model`` is unpickled only with ``trusted=True`` (a file this process wrote itself, e.g.
+    mace's own training output); otherwise :class:`~.safe_model.UntrustedModelError`. ``sha256``, when
+    given, must be the file's hash.
+    """
+    from aiida_mofmlp.engines.mace.safe_model import (
+        UNTRUSTED_MESSAGE,
+        UntrustedModelError,
+        is_safe_model,
+        load_pickled_model,
+        load_safe_model,
+    )
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"MACE model file {path} does not exist")
+    if is_safe_model(path):
+        return load_safe_model(path, device=device, sha256=sha256)
+    if not trusted:
+        raise UntrustedModelError(UNTRUSTED_MESSAGE.format(path=path))
     try:
-        model = torch.load(str(path), map_location=device, weights_only=False)
+        model = load_pickled_model(path, device=device)
     except Exception as error:
         raise InputError(f"{path} is not a loadable MACE model file: {error}") from error
     if not hasattr(model, "atomic_numbers") or not hasattr(model, "r_max"):
         raise InputError(f"{path} holds a {type(model).__name__}, not a MACE model")
     return model
+
+
+def mace_calculator(
+    path: str | Path, device: str = "cpu", default_dtype: str = "float64", trusted: bool = False, **kwargs
+):
+    """An ASE ``MACECalculator`` of the model at ``path`` (safe form; a pickle only with ``trusted=True``)."""
+    from mace.calculators import MACECalculator
+
+    model = load_model(path, device=device, trusted=trusted)
+    return MACECalculator(models=[model], device=device, default_dtype=default_dtype, **kwargs)
 
 
 def resolve_device(device: str | None) -> str:

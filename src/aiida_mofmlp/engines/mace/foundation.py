@@ -31,7 +31,6 @@ Input file of ``mofmlp-foundation`` (JSON or YAML), all keys optional except ``t
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,12 +44,14 @@ from aiida_mofmlp.engines.mace.common import (
     EXIT_MACE_FAILED,
     InputError,
     has_nonfinite_loss,
+    load_model,
     read_results_lines,
     resolve_device,
     run_mace_train,
     to_numbers,
     to_symbols,
 )
+from aiida_mofmlp.engines.mace.safe_model import save_safe_model
 
 FOUNDATION_DEFAULTS: dict[str, Any] = {
     "valid_file": None,
@@ -97,10 +98,10 @@ def make_small_model(
 ) -> Path:
     """Build a tiny randomly initialised ``ScaleShiftMACE`` for ``species`` and save it to ``path``.
 
-    The file loads with ``MACECalculator(model_paths=path, device="cpu", default_dtype="float64")`` and
-    can be the ``--foundation_model`` of ``mace_run_train``. ``e0s`` maps symbols or atomic numbers to
-    isolated-atom energies in eV (default 0 for every element). Different ``seed`` values give
-    different weights (a random "ensemble"). Returns the path.
+    The file is in the safe form (:mod:`.safe_model`): load it with :func:`.common.load_model` or
+    :func:`.common.mace_calculator`; the training engine unpacks it for ``mace_run_train``. ``e0s`` maps
+    symbols or atomic numbers to isolated-atom energies in eV (default 0 for every element). Different
+    ``seed`` values give different weights (a random "ensemble"). Returns the path.
     """
     import mace  # noqa: F401  (import before e3nn)
     import numpy as np
@@ -154,7 +155,7 @@ def make_small_model(
         torch.set_default_dtype(previous_dtype)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model, str(path))
+    save_safe_model(model, path)
     return path
 
 
@@ -247,8 +248,8 @@ def train_foundation(config: Mapping[str, Any], work_dir: str | Path = ".") -> d
             summary["status"] = "failed"
         else:
             target = work_dir / f"{full['name']}.model"
-            if source != target:
-                shutil.copyfile(source, target)
+            # mace's own output of this process, re-written in the safe form (weights + JSON architecture)
+            save_safe_model(load_model(source, trusted=True), target)
             summary["status"] = "ok"
             summary["model"] = target.name
     (work_dir / f"{full['name']}_results.json").write_text(dumps(summary, fallback=str, indent=1))

@@ -17,6 +17,7 @@ import numpy as np
 from ase import Atoms
 
 from aiida_mofmlp.common.frames import GUEST_ID_KEY, set_labels
+from aiida_mofmlp.engines.mace.safe_model import save_safe_model
 
 TOY_SPECIES = ("H", "C", "O", "Zn")
 
@@ -64,9 +65,9 @@ def toy_frames(n_frames: int, seed: int = 0, max_guests: int = 2, rattle: float 
 
 def label_with_model(frames: Sequence[Atoms], model_path: str | Path, stress: bool = False) -> list[Atoms]:
     """Attach REF_energy/REF_forces (and REF_stress) computed with a MACE model; returns the frames."""
-    from mace.calculators import MACECalculator
+    from aiida_mofmlp.engines.mace.common import mace_calculator
 
-    calc = MACECalculator(model_paths=str(model_path), device="cpu", default_dtype="float64")
+    calc = mace_calculator(model_path, device="cpu", default_dtype="float64")
     for atoms in frames:
         atoms.calc = calc
         energy = atoms.get_potential_energy()
@@ -85,7 +86,7 @@ def build_tiny_model(
     seed: int = 0,
     scale: float = 0.1,
 ) -> Path:
-    """Write a small random ``ScaleShiftMACE`` for ``species`` to ``path`` and return the path."""
+    """Write a small random ``ScaleShiftMACE`` for ``species`` to ``path`` (safe form) and return the path."""
     import mace.modules  # noqa: F401  (import mace before e3nn: e3nn's torch.load fails otherwise)
     import torch
     from ase.data import atomic_numbers
@@ -117,5 +118,5 @@ def build_tiny_model(
         atomic_inter_shift=0.0,
     )
     model = model.to(torch.float64)
-    torch.save(model, str(path))
+    save_safe_model(model, path)
     return Path(path)

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,6 +61,7 @@ from aiida_mofmlp.engines.mace.common import (
     EXIT_MACE_FAILED,
     InputError,
     has_nonfinite_loss,
+    load_model,
     model_species,
     read_results_lines,
     resolve_device,
@@ -69,6 +69,7 @@ from aiida_mofmlp.engines.mace.common import (
     species_in_file,
     to_symbols,
 )
+from aiida_mofmlp.engines.mace.safe_model import save_safe_model
 
 MODES = ("naive", "multihead")
 #: mace_run_train flags that name files or folders: the engine sets them from its inputs, not ``extra_args``
@@ -198,6 +199,17 @@ def validate_config(config: Mapping[str, Any], work_dir: Path) -> dict[str, Any]
     if not isinstance(full["extra_args"], list):
         raise InputError("extra_args must be a list of mace_run_train arguments like '--key=value'")
     return full
+
+
+def unpack_for_mace(safe_path: Path, target: Path) -> Path:
+    """The safe-form model at ``safe_path`` as the pickled module ``mace_run_train --foundation_model`` reads.
+
+    Written by this job from weights and mace's own classes, so the pickle mace opens holds nothing else.
+    """
+    import torch
+
+    torch.save(load_model(safe_path), str(target))
+    return target
 
 
 def check_species(foundation: Path, files: Sequence[Path]) -> list[int]:
@@ -415,9 +427,9 @@ def train(config: Mapping[str, Any], work_dir: str | Path = ".") -> dict[str, An
         replay = draw_replay(replay, int(full["num_samples_replay"]), int(full["seed"]), mace_dir)
     foundation_path = work_dir / full["foundation_model"]
     if foundation_path.is_file():
-        foundation = str(foundation_path)
         files = [train_file] + ([work_dir / full["valid_file"]] if full["valid_file"] else [])
         species = check_species(foundation_path, files)
+        foundation = str(unpack_for_mace(foundation_path, mace_dir / "foundation_unpacked.model"))
     elif "/" in str(full["foundation_model"]) or str(full["foundation_model"]).endswith(".model"):
         raise InputError(f"foundation_model file {full['foundation_model']!r} does not exist")
     else:  # a name that mace resolves (downloads); cannot be checked offline
@@ -462,16 +474,15 @@ def train(config: Mapping[str, Any], work_dir: str | Path = ".") -> dict[str, An
 def _collect_model(
     full: Mapping[str, Any], mace_dir: Path, work_dir: Path, train_path: Path, valid_path: Path, log_text: str
 ) -> dict[str, Any]:
-    from aiida_mofmlp.engines.mace.common import load_model
-
     name = full["name"]
     stage_two = mace_dir / f"{name}_stagetwo.model"
     source = stage_two if stage_two.is_file() else mace_dir / f"{name}.model"
     if not source.is_file():
         return {"status": "failed", "message": f"mace_run_train finished but wrote no {source.name}"}
     target = work_dir / f"{name}.model"
-    shutil.copyfile(source, target)
-    model = load_model(target)
+    # mace's own output of this job, re-written in the safe form (weights + JSON architecture)
+    model = load_model(source, trusted=True)
+    save_safe_model(model, target)
     heads = list(getattr(model, "heads", None) or ["Default"])
     out: dict[str, Any] = {"model": target.name, "heads": heads, "stage_two": stage_two.is_file()}
     if full["mode"] == "multihead" and (
