@@ -225,7 +225,7 @@ def serialize_builder():
 
 
 class _WritesMarker:
-    """Pickled, it calls ``os.system`` on load: the environment of whoever unpickles it goes to a marker file."""
+    """Pickled, it calls ``os.system`` on load: the unpickler's environment goes to a marker file."""
 
     def __init__(self, marker):
         self.marker = str(marker)
@@ -238,7 +238,7 @@ class _WritesMarker:
 
 @pytest.fixture
 def malicious_model(tmp_path):
-    """``(path, marker)``: a ``.model`` file whose pickle writes ``marker`` (the loader's environment) when opened."""
+    """``(path, marker)``: a ``.model`` file whose pickle writes ``marker`` when opened."""
     import torch
 
     marker = tmp_path / "unpickled.marker"

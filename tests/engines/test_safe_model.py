@@ -1,4 +1,4 @@
-"""The safe form of MACE models: rebuilt exactly, never unpickled, pickles opened only when trusted and aside."""
+"""Safe-form MACE models: rebuilt exactly, never unpickled; pickles opened only when trusted, aside."""
 
 from __future__ import annotations
 

@@ -238,7 +238,7 @@ def test_mace_train_rejected_missing_corrupt_and_failed(parse, train_inputs):
 
 
 def test_mace_train_malicious_model_not_unpickled(parse, train_inputs, malicious_model):
-    """A retrieved model whose pickle runs code is refused by the parser (in the daemon) without opening it."""
+    """A retrieved model whose pickle runs code is refused by the parser (the daemon) without opening it."""
     path, marker = malicious_model
     retrieved = stored("mace_train", "ok", {"model.model": path.read_bytes()})
     _, calc = parse("mofmlp.mace_train", MaceTrainParser, retrieved, train_inputs)
