@@ -114,11 +114,18 @@ def test_foreground_run_on_another_framework(aiida_profile, mofmlp_codes, cif, t
     overrides = tmp_path / "short.yaml"
     overrides.write_text("parameters:\n  max_iterations: 1\n  gcmc: {pressures_bar: []}\n")
     out = tmp_path / "results"
-    result = _run(
-        [cif, "--sizes", "tiny", "--labels", "xtb", "--overrides", overrides, "--output-dir", out],
-        aiida_profile.name,
-    )
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "model_9.model").write_text("an earlier run's model")
+    options = [cif, "--sizes", "tiny", "--labels", "xtb", "--overrides", overrides, "--output-dir", out]
+    before = _node_count()
+    result = _run(options, aiida_profile.name)
+    assert result.exit_code == 2 and "is not empty" in result.output and "--overwrite" in result.output
+    assert _node_count() == before  # refused before anything ran
+    result = _run([*options, "--overwrite"], aiida_profile.name)
     assert result.exit_code == 0, result.output[-4000:]
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "model_9.model").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left
     assert f"CO2 in {FRAMEWORK}.cif (C32H20Cr4O20, 76 atoms)" in result.output
     assert "iter  training" in result.output and "Files in" in result.output
     node = (
@@ -133,3 +140,10 @@ def test_foreground_run_on_another_framework(aiida_profile, mofmlp_codes, cif, t
     assert [row["iteration"] for row in rows] == [0, 1]  # initial labels, then one iteration
     assert sum(row.get("n_labelled", 0) for row in rows) >= 1
     assert any(out.iterdir())
+
+
+def test_pickled_foundation_needs_trust_model(aiida_profile, cif, malicious_model):
+    path, marker = malicious_model
+    result = _run([cif, "--foundation", path, "--dry-run"], aiida_profile.name)
+    assert result.exit_code == 2 and "--trust-model" in result.output and "safe form" in result.output
+    assert not marker.exists()

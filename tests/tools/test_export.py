@@ -143,6 +143,32 @@ def test_export_refuses_bad_sources_and_directories(exported, small_training_run
     assert read_card(again.card_path)["counts"]["n_frames"] == len(small_training_run["labelled"])
 
 
+def test_overwrite_replaces_only_after_the_new_export_is_complete(small_training_run, tmp_path, monkeypatch):
+    from aiida_mofmlp.tools import export as export_module
+
+    target = tmp_path / "export"
+    first = export_dataset(small_training_run["models"][0], target)
+    assert first.models and (target / "models").is_dir()
+    (target / "notes.txt").write_text("the user's own file")
+    before = {path.name: path.read_bytes() for path in target.iterdir() if path.is_file()}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full while writing the card")
+
+    monkeypatch.setattr(export_module, "_write_card", fail)  # a failure that cannot be provoked for real here
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_dataset(small_training_run["labelled"], target, overwrite=True, include_models=False)
+    assert {path.name: path.read_bytes() for path in target.iterdir() if path.is_file()} == before
+    assert (target / "models").is_dir() and [p.name for p in tmp_path.iterdir()] == ["export"]
+    monkeypatch.undo()
+    second = export_dataset(small_training_run["labelled"], target, overwrite=True, include_models=False)
+    assert second.card_path == target / "dataset.yaml" and second.card_path.is_file()
+    assert all(path.parent == target and path.is_file() for path in second.splits.values())
+    assert (target / "notes.txt").read_text() == "the user's own file"  # not the export's: kept
+    assert not (target / "models").exists()  # the earlier export's models: not carried into this one
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no staging or old folder left behind
+
+
 def test_exported_files_train_with_mace_run_train(exported, tmp_path):
     """mace_run_train from scratch (tiny model, 1 epoch) on the exported files, keys from the card."""
     mace_run_train = Path(sys.executable).parent / "mace_run_train"

@@ -102,7 +102,10 @@ def check() -> None:
     show_default=True,
     help="Afterwards compare the final ensemble with its foundation (ModelCardWorkChain, about 10 min).",
 )
-def demo(profile_name: str, output_dir: str, model_card: bool) -> None:
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an earlier demo's files in --output-dir (others are kept)."
+)
+def demo(profile_name: str, output_dir: str, model_card: bool, overwrite: bool) -> None:
     """The active-learning loop on DMOF-1 (ZnBDCdabco) + CO2, fast protocol (about 4 min of loop on 2 cores).
 
     Needs `aiida-mofmlp setup` first (codes). One ActiveLearningWorkChain: RASPA snapshots, foundation MD,
@@ -116,7 +119,7 @@ def demo(profile_name: str, output_dir: str, model_card: bool) -> None:
 
     name, _ = ensure_profile(profile_name)
     try:
-        run_demo(name, Path(output_dir), echo=click.echo, model_card=model_card)
+        run_demo(name, Path(output_dir), echo=click.echo, model_card=model_card, overwrite=overwrite)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from exc
 

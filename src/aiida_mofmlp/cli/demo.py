@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiida_mofmlp.common.staging import check_output_directory, staged_directory
+
 #: the demo's framework (RASPA2's CIF library) and guest
 FRAMEWORK = "ZnBDCdabco"
 GUEST = "CO2"
@@ -127,6 +129,10 @@ def _codes(
                 f"code {code_label(kind)!r} not found in profile {profile!r}: run `aiida-mofmlp setup`"
             ) from exc
     return codes
+
+
+#: what a finished run writes into its output folder (an earlier run's are replaced, other files kept)
+RESULT_NAMES = ("training_set.extxyz", "*.model", "iterations.json", "plots", "model_card.json")
 
 
 def write_results(node, output_dir: Path) -> dict[str, Path]:
@@ -281,7 +287,12 @@ def run_in_foreground(builder, output_dir: Path, echo: Callable[[str], None] = p
     with compact_progress(echo):
         _, node = run_get_node(builder)
     result = DemoResult(node=node, wall_time_s=time.monotonic() - start)
-    result.files = write_results(node, output_dir)
+    # checked before the run (check_output_directory); written aside and swapped in, so a failure here
+    # leaves an earlier run's files as they were
+    output_dir = Path(output_dir).resolve()
+    with staged_directory(output_dir, overwrite=True, owned=RESULT_NAMES) as staging:
+        written = write_results(node, staging)
+    result.files = {label: output_dir / path.relative_to(staging) for label, path in written.items()}
     echo("")
     echo(
         f"ActiveLearningWorkChain<{node.pk}> finished in {result.wall_time_s:.0f} s: exit {node.exit_status}"
@@ -313,11 +324,13 @@ def run_demo(
     overrides: Mapping | str | os.PathLike | None = None,
     extra: Mapping | None = None,
     model_card: bool = False,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Run the demo's active-learning loop in the loaded profile ``profile``; files go to ``output_dir``.
 
     ``overrides`` and ``extra``: see :func:`demo_overrides` (default: the packaged ``demo`` overrides).
     ``model_card``: afterwards compare the final ensemble with its foundation (ModelCardWorkChain, ~10 min).
+    A non-empty ``output_dir`` needs ``overwrite`` (checked before the loop starts).
     """
     from aiida.manage import get_manager
 
@@ -326,8 +339,7 @@ def run_demo(
     loaded_profile = get_manager().get_profile()
     if loaded_profile is None or loaded_profile.name != profile:
         raise DemoError(f"profile {profile!r} is not loaded (run `aiida-mofmlp setup --profile {profile}`)")
-    output_dir = Path(output_dir).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = check_output_directory(output_dir, overwrite, hint="--overwrite", error=DemoError)
     _import_mace_quietly()  # building loads the foundation with mace: its import notes before the header
     builder = demo_builder(_codes(profile), output_dir, overrides, extra)
     opts = builder.parameters.get_dict()

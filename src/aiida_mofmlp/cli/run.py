@@ -351,6 +351,11 @@ def register(group) -> None:
         default=None,
         help="Folder for the results of a foreground run (default: ./mofmlp-run-<structure name>).",
     )
+    @click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace an earlier run's files in the output folder (others are kept).",
+    )
     def run_command(
         structure: str,
         guest: str,
@@ -367,6 +372,7 @@ def register(group) -> None:
         to_daemon: bool,
         profile_name: str,
         output_dir: str | None,
+        overwrite: bool,
     ) -> None:
         """The active-learning loop on the framework in STRUCTURE (a CIF) with a guest.
 
@@ -412,8 +418,12 @@ def register(group) -> None:
         if to_daemon:
             submit_run(resolved, codes, echo=click.echo)
             return
-        folder = output_folder(request, output_dir).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
+        from aiida_mofmlp.common.staging import check_output_directory
+
+        try:
+            folder = check_output_directory(output_folder(request, output_dir), overwrite, hint="--overwrite")
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error
         params = resolved.inputs["parameters"]
         click.echo(
             f"Active learning of a MACE potential for {guest} in {request.structure.name} "

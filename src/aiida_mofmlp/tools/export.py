@@ -39,6 +39,7 @@ from aiida import orm
 
 from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.common.serialise import to_jsonable
+from aiida_mofmlp.common.staging import check_output_directory, staged_directory
 
 __all__ = [
     "CARD_NAMES",
@@ -367,25 +368,6 @@ def read_card(path: str | Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _prepare_directory(directory: str | Path, overwrite: bool) -> Path:
-    directory = Path(directory).resolve()
-    if directory.exists() and not directory.is_dir():
-        raise ExportError(f"output directory {directory} is a file; give a new or empty directory")
-    if directory.is_dir() and any(directory.iterdir()):
-        if not overwrite:
-            raise ExportError(
-                f"output directory {directory} is not empty; give a new or empty directory, or overwrite=True"
-            )
-        for name in (*(f"{split}.extxyz" for split in SPLITS), *CARD_NAMES.values(), "models"):
-            target = directory / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
 def export_dataset(
     source: int | str | orm.Node,
     directory: str | Path,
@@ -428,7 +410,34 @@ def export_dataset(
     if protocol is None and run is not None:
         protocol = run.base.extras.get("mofmlp", {}).get("protocol")
     held_out = set(_split_indices(len(training_set), valid_fraction, seed).tolist())
-    directory = _prepare_directory(directory, overwrite)
+    options = {
+        "name": name,
+        "description": description,
+        "license": license,
+        "citation": citation,
+        "authors": list(authors or []),
+        "protocol": protocol,
+        "valid_fraction": valid_fraction,
+        "seed": seed,
+    }
+    final = check_output_directory(directory, overwrite, error=ExportError)
+    owned = {*(f"{split}.extxyz" for split in SPLITS), *CARD_NAMES.values(), "models"}
+    with staged_directory(final, overwrite, error=ExportError, owned=owned) as staging:
+        export = _write_export(
+            node, resolved, staging, held_out, include_models, card_format, protocol, options
+        )
+    # the files now live in ``final``: the same names under the folder that replaced the staging one
+    return DatasetExport(
+        final,
+        export.card,
+        final / export.card_path.name,
+        {split: final / path.name for split, path in export.splits.items()},
+        {label: final / "models" / path.name for label, path in export.models.items()},
+    )
+
+
+def _write_export(node, resolved, directory, held_out, include_models, card_format, protocol, options):
+    training_set = resolved["training_set"]
 
     sets = [resolved[role] for role in ("training_set", "test_set") if resolved[role] is not None]
     settings = _label_settings(_calc_uuids(sets))
@@ -464,16 +473,7 @@ def export_dataset(
         split_files=split_files,
         settings=settings,
         model_entries=model_entries,
-        options={
-            "name": name,
-            "description": description,
-            "license": license,
-            "citation": citation,
-            "authors": list(authors or []),
-            "protocol": protocol,
-            "valid_fraction": valid_fraction,
-            "seed": seed,
-        },
+        options=options,
         directory=directory,
     )
     card_path = directory / CARD_NAMES[card_format]
