@@ -7,6 +7,7 @@
 #   MOFMLP_PROFILE=myprofile MOFMLP_APP_PORT=8890 bash scripts/app.sh
 #   MOFMLP_APP_SKIP_SETUP=1 bash scripts/app.sh   # serve only (profile, broker and daemon handled elsewhere)
 #   MOFMLP_DAEMON_WORKERS=1 bash scripts/app.sh   # daemon workers when it starts the daemon (default 2)
+#   MOFMLP_APP_TOKEN=secret bash scripts/app.sh     # the URL's token (default: a new random one each start)
 # Works from a shell where nothing is activated: scripts/_env.sh puts the environment's bin first on PATH
 # for everything started here (the daemon runs `verdi` from PATH).
 set -euo pipefail
@@ -42,8 +43,11 @@ if [ -z "${MOFMLP_APP_SKIP_SETUP:-}" ]; then
 fi
 
 step "Serving the app with Voila"
-echo "Open http://127.0.0.1:$PORT/ in a browser (profile $PROFILE; Ctrl-C stops the server)"
+# a token by default: whoever reaches the port can otherwise run jobs and write files as you
+TOKEN="${MOFMLP_APP_TOKEN:-$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')}"
+echo "Open http://127.0.0.1:$PORT/?token=$TOKEN in a browser (profile $PROFILE; Ctrl-C stops the server)"
+echo "(without the token the server answers with its login page; MOFMLP_APP_TOKEN=... chooses the token)"
 cd "$ROOT"
 export MOFMLP_PROFILE="$PROFILE"
-exec "$VENV/bin/voila" mofmlp.ipynb --no-browser --port="$PORT" --Voila.ip=127.0.0.1 \
+exec "$VENV/bin/voila" mofmlp.ipynb --no-browser --port="$PORT" --Voila.ip=127.0.0.1 --token="$TOKEN" \
   --VoilaConfiguration.http_keep_alive_timeout=30 --show_tracebacks=False

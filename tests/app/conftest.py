@@ -4,6 +4,7 @@ scripts/app.sh (Voila), and Debian's Chromium driven by Selenium through /usr/bi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -154,7 +155,9 @@ def app_url(daemon_profile, artifacts_dir, clean_environment):
         assert status.returncode == 0, (
             f"scripts/app.sh left no daemon running:\n{status.stdout}{started[-3000:]}"
         )
-        yield f"http://127.0.0.1:{port}/"
+        urls = re.findall(rf"Open (http://127\.0\.0\.1:{port}/\?token=\S+) in a browser", started)
+        assert urls, f"scripts/app.sh printed no URL with a token:\n{started[-3000:]}"
+        yield urls[-1]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

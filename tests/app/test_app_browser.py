@@ -78,6 +78,33 @@ def _no_traceback(driver) -> None:
 
 
 @pytest.mark.integration
+def test_app_needs_its_token(app_url):
+    """Without the printed URL's token: no page (the server's login form instead) and no kernel (403)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    base = app_url.split("?")[0]
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as page:
+        opener.open(base, timeout=60)
+    assert page.value.code == 302 and "/login" in page.value.headers["Location"]
+    with pytest.raises(urllib.error.HTTPError) as api:
+        opener.open(urllib.request.Request(base + "api/kernels", data=b"{}", method="POST"), timeout=60)
+    assert api.value.code == 403
+    wrong = base + "?" + urllib.parse.urlencode({"token": "not-the-token"})
+    with pytest.raises(urllib.error.HTTPError) as guessed:
+        opener.open(wrong, timeout=60)
+    assert guessed.value.code == 302
+    with opener.open(app_url, timeout=120) as answer:  # the printed URL opens the app
+        assert answer.status == 200 and "mofmlp" in answer.read().decode(errors="replace").lower()
+
+
+@pytest.mark.integration
 def test_first_time_user_in_browser(
     app_url, browser, artifacts_dir, raspa_share_dir, finished_al_run, daemon_verdi, tmp_path
 ):

@@ -102,6 +102,26 @@ def test_configure_messages_name_input_and_fix(configure_model, changes, words):
         assert word in text
 
 
+def test_resources_capped_by_the_computer(configure_model):
+    from aiida import orm
+
+    from aiida_mofmlp.app.configure.model import LIMIT_PROPERTY, computer_limits
+
+    computer = orm.load_code(configure_model.code_labels["train"]).computer
+    assert computer_limits(computer)["max_machines"] == 1  # localhost runs jobs without a batch scheduler
+    configure_model.machines = {**configure_model.machines, "train": 10_000}
+    configure_model.walltime = {**configure_model.walltime, "md": 10**7}
+    text = " ".join(configure_model.validate({"C", "H", "N", "O", "Zn"}))
+    assert "machines = 10000 is more than computer" in text and "allows (1)" in text
+    assert "walltime (s) = 10000000" in text and LIMIT_PROPERTY in text
+    computer.set_property(LIMIT_PROPERTY, {"max_wallclock_seconds": 10**8})
+    try:
+        text = " ".join(configure_model.validate({"C", "H", "N", "O", "Zn"}))
+        assert "walltime (s) = 10000000" not in text and "machines = 10000" in text
+    finally:
+        computer.set_property(LIMIT_PROPERTY, {})
+
+
 def test_missing_code_is_named(configure_model):
     configure_model.code_labels = {**configure_model.code_labels, "train": "no-such-code@localhost"}
     messages = configure_model.validate()

@@ -93,6 +93,27 @@ def stored_models(limit: int = 50) -> list[tuple[str, int]]:
     return [(f"<{pk}> {name} ({', '.join(species or [])})", pk) for pk, name, species in query.all()]
 
 
+#: computer property (``computer.set_property``) with the app's resource limits, e.g. {"max_machines": 16}
+LIMIT_PROPERTY = "mofmlp_app_limits"
+#: limits when the computer states none: one machine on a scheduler-less computer, a week of walltime
+DEFAULT_LIMITS = {"max_machines": 64, "max_mpiprocs_per_machine": 256, "max_wallclock_seconds": 7 * 24 * 3600}
+
+
+def computer_limits(computer) -> dict[str, int]:
+    """The largest resources the app lets a user request on ``computer``: its ``mofmlp_app_limits`` property
+    over :data:`DEFAULT_LIMITS`; a computer without a batch scheduler (``core.direct``) runs on one machine
+    with at most its default MPI processes per machine (or this machine's cores)."""
+    import os
+
+    limits = dict(DEFAULT_LIMITS)
+    if computer.scheduler_type == "core.direct":
+        cores = computer.get_default_mpiprocs_per_machine() or os.cpu_count() or 1
+        limits.update(max_machines=1, max_mpiprocs_per_machine=int(cores))
+    stated = computer.get_property(LIMIT_PROPERTY, None) or {}
+    limits.update({key: int(value) for key, value in stated.items() if key in DEFAULT_LIMITS})
+    return limits
+
+
 class ConfigureModel(tl.HasTraits):
     """The user's choices for one active-learning run (all plain values; nodes are made on demand)."""
 
@@ -267,6 +288,7 @@ class ConfigureModel(tl.HasTraits):
         if self.max_iterations < 1:
             messages.append(f"iterations {self.max_iterations}: valid: 1 or more")
         messages += self._resource_messages()
+        messages += self._limit_messages()
         messages += self._code_messages()
         messages += self._model_messages(set(elements))
         return messages
@@ -311,6 +333,30 @@ class ConfigureModel(tl.HasTraits):
                     messages.append(
                         f"{STAGE_LABELS[stage]}: {name} = {value!r}; valid: 0 (the protocol's) or a whole "
                         f"number >= {minimum}"
+                    )
+        return messages
+
+    def _limit_messages(self) -> list[str]:
+        """Resources above what the stage's computer allows (:func:`computer_limits`)."""
+        from aiida import orm
+
+        messages = []
+        for stage in self.needed_stages():
+            try:
+                computer = orm.load_code(self.code_labels.get(stage, "")).computer
+            except Exception:  # a missing code is reported by _code_messages
+                continue
+            limits = computer_limits(computer)
+            for name, values, key in (
+                ("machines", self.machines, "max_machines"),
+                ("MPI processes", self.mpiprocs, "max_mpiprocs_per_machine"),
+                ("walltime (s)", self.walltime, "max_wallclock_seconds"),
+            ):
+                value = values.get(stage)
+                if isinstance(value, int) and not isinstance(value, bool) and value > limits[key]:
+                    messages.append(
+                        f"{STAGE_LABELS[stage]}: {name} = {value} is more than computer {computer.label!r} "
+                        f"allows ({limits[key]}); set its `{LIMIT_PROPERTY}` property to raise the limit"
                     )
         return messages
 
