@@ -11,8 +11,6 @@ study passes a MACE-MP file (``MaceModelData.from_file(path, trusted=True)``). S
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import time
@@ -265,24 +263,12 @@ def run_model_card(node, profile: str, output_dir: Path, echo: Callable[[str], N
     return path
 
 
-def _import_mace_quietly() -> None:
-    """Import mace before the loop with its import-time notes silenced (a print about cuequivariance and
-    e3nn's warning about ``torch.load``): the loop imports it anyway, and would put them among the progress
-    lines."""
-    # without mace the loop's own checks say what is missing
-    quiet = contextlib.redirect_stdout(io.StringIO())
-    with warnings.catch_warnings(), quiet, contextlib.suppress(ImportError):
-        warnings.simplefilter("ignore")
-        import mace.tools  # noqa: F401
-
-
 def run_in_foreground(builder, output_dir: Path, echo: Callable[[str], None] = print) -> DemoResult:
     """Run an ActiveLearningWorkChain ``builder`` in this process with one progress line per stage; then
     its files into ``output_dir``, the iteration table and the errors of the final ensemble and of its
     foundation on the validation frames."""
     from aiida.engine import run_get_node
 
-    _import_mace_quietly()
     start = time.monotonic()
     with compact_progress(echo):
         _, node = run_get_node(builder)
@@ -340,7 +326,6 @@ def run_demo(
     if loaded_profile is None or loaded_profile.name != profile:
         raise DemoError(f"profile {profile!r} is not loaded (run `aiida-mofmlp setup --profile {profile}`)")
     output_dir = check_output_directory(output_dir, overwrite, hint="--overwrite", error=DemoError)
-    _import_mace_quietly()  # building loads the foundation with mace: its import notes before the header
     builder = demo_builder(_codes(profile), output_dir, overrides, extra)
     opts = builder.parameters.get_dict()
     echo(

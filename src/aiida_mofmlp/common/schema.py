@@ -46,3 +46,26 @@ def type_problem(
         if _kind(value) != expected:
             return f"{where}.{key}={value!r} must be {expected} (like the default {defaults[key]!r})"
     return None
+
+
+def tree_type_problem(
+    values: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    where: str = "parameters",
+    nullable: Iterable[str] = (),
+) -> str | None:
+    """:func:`type_problem` through nested settings: a mapping default asks for a mapping, whose known keys
+    are checked in turn (``nullable`` holds dotted paths below ``where``, e.g. ``"gcmc.pressures_bar"``)."""
+    nullable = set(nullable)
+    here = {key for key in nullable if "." not in key}
+    message = type_problem(values, defaults, where, here)
+    if message:
+        return message
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(default, Mapping) and isinstance(value, Mapping):
+            below = {path.split(".", 1)[1] for path in nullable if path.startswith(f"{key}.")}
+            message = tree_type_problem(value, default, f"{where}.{key}", below)
+            if message:
+                return message
+    return None

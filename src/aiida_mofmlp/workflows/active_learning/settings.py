@@ -6,6 +6,7 @@ import copy
 from types import SimpleNamespace
 
 from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.common.schema import tree_type_problem
 from aiida_mofmlp.common.trust import TrustWindow
 from aiida_mofmlp.engines.xtb.label import unsupported_elements
 from aiida_mofmlp.workflows.active_learning.strategies import validate_strategy
@@ -45,6 +46,10 @@ def _positive_int(params: dict, path: str) -> str | None:
     return None
 
 
+#: loop parameters that also take null although their default is not null
+NULLABLE_PARAMETERS = ("aimd_flat_histogram.n_bins",)
+
+
 def validate_parameters(node, _ctx=None) -> str | None:
     """Loop parameters: known keys, loadings, temperatures, trust levels, sizes."""
     if node is None:
@@ -54,6 +59,9 @@ def validate_parameters(node, _ctx=None) -> str | None:
     unknown = sorted(set(raw) - set(valid))
     if unknown:
         return f"parameters: unknown keys {unknown}; valid: {sorted(valid)}"
+    message = tree_type_problem(raw, valid, "parameters", NULLABLE_PARAMETERS)
+    if message:
+        return message
     params = resolve_parameters(raw)
     loadings = params["loadings"]
     if not isinstance(loadings, list) or any(not isinstance(n, int) or n < 1 for n in loadings):
