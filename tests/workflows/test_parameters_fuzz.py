@@ -11,6 +11,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from aiida_mofmlp.engines.selection.select import DEFAULT_PARAMETERS as SELECTION_DEFAULTS  # noqa: E402
+from aiida_mofmlp.engines.selection.select import validate_parameters as validate_selection  # noqa: E402
 from aiida_mofmlp.workflows.active_learning.settings import default_parameters, validate_parameters  # noqa: E402
 
 WRONG_VALUES = st.one_of(
@@ -55,9 +57,10 @@ class _Node:
         return self.value
 
 
-@settings(
-    max_examples=1000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
-)
+_SETTINGS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+
+
+@settings(max_examples=1000, **_SETTINGS)
 @given(path=st.sampled_from(PATHS), value=WRONG_VALUES)
 def test_any_wrong_parameter_gives_a_message_naming_it(path, value):
     if isinstance(value, float):
@@ -66,3 +69,12 @@ def test_any_wrong_parameter_gives_a_message_naming_it(path, value):
     if message is not None:
         assert isinstance(message, str) and message
         assert any(str(key) in message for key in path), (path, value, message)
+
+
+@settings(max_examples=400, **_SETTINGS)
+@given(path=st.sampled_from(_paths(SELECTION_DEFAULTS)), value=WRONG_VALUES)
+def test_any_wrong_selection_parameter_gives_a_value_error_naming_it(path, value):
+    try:
+        validate_selection(_set(path, value))
+    except ValueError as error:
+        assert any(str(key) in str(error) for key in path), (path, value, str(error))

@@ -45,6 +45,7 @@ import numpy as np
 from ase import Atoms
 
 from aiida_mofmlp.common import frames as fr
+from aiida_mofmlp.common.schema import type_problem
 from aiida_mofmlp.common.serialise import dumps
 from aiida_mofmlp.engines.io import read_input
 from aiida_mofmlp.engines.selection.cbad import BinRegistry, CbadSettings, cbad_accept, cbad_bins
@@ -117,6 +118,14 @@ def validate_parameters(parameters: dict | None) -> dict:
     unknown = sorted(set(parameters) - set(params))
     if unknown:
         raise ValueError(f"unknown selection parameter(s) {unknown}; valid: {sorted(params)}")
+    message = type_problem(parameters, params, "selection")
+    if message:
+        raise ValueError(message)
+    for key in ("sigma_window", "quota", "pca_components"):  # open defaults (None): checked by kind here
+        value = parameters.get(key)
+        allowed = {"sigma_window": (list, tuple), "quota": (int, dict), "pca_components": (int,)}[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
+            raise ValueError(f"selection.{key}={value!r} has the wrong type; see DEFAULT_PARAMETERS")
     for key, value in parameters.items():
         if isinstance(params[key], dict) and isinstance(value, dict):
             params[key].update(value)

@@ -117,8 +117,15 @@ class EnsembleTrainingWorkChain(MaceProtocolMixin, WorkChain):
         ``options``, ``validation_set`` and ``replay_set`` (see there for the mode rule without replay).
         """
         overrides = load_overrides(overrides)
+        if not isinstance(overrides.get("train", {}), Mapping):
+            raise ValueError(
+                f"overrides.train={overrides['train']!r} must be a mapping (the member's inputs)"
+            )
         inputs = cls.get_protocol_inputs(protocol, overrides)
         reject_unknown_inputs(inputs, {"ensemble_size", "train"}, cls.__name__)
+        size = inputs["ensemble_size"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"ensemble_size={size!r} must be a whole number >= 1 (models in the ensemble)")
         member = MaceTrainBaseWorkChain.get_builder_from_protocol(
             code,
             training_set,
