@@ -58,6 +58,31 @@ def test_custom_guest_validation(aiida_profile):
         sites=[{"label": "Ar", "atom": 0, "charge": 0, "epsilon": 119.8, "sigma": 3.4}],
     )
     assert argon.positions == [[0, 0, 0]]
+    # no critical constants: RASPA cannot write its molecule file; said before any job, not in a calcfunction
+    assert "critical_temperature (K), critical_pressure (Pa), acentric_factor" in argon.force_field_problem()
+    assert GuestMoleculeData.builtin("CO2").force_field_problem() is None
+
+
+def test_guest_without_critical_constants_refused_by_the_builders(aiida_profile, mofmlp_codes):
+    from aiida import orm
+
+    from aiida_mofmlp.data.mace_model import MaceModelData
+    from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
+    from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
+
+    argon = GuestMoleculeData(
+        name="Ar",
+        symbols=["Ar"],
+        positions=[[0, 0, 0]],
+        sites=[{"label": "Ar", "atom": 0, "charge": 0, "epsilon": 119.8, "sigma": 3.4}],
+    )
+    assert "lacks critical_temperature" in IsothermWorkChain.spec().inputs["guest"].validator(argon, None)
+    structure = orm.StructureData(cell=[[8, 0, 0], [0, 8, 0], [0, 0, 8]])
+    structure.append_atom(position=(0, 0, 0), symbols="Zn")
+    with pytest.raises(ValueError, match="guest: guest 'Ar' lacks critical_temperature"):
+        ActiveLearningWorkChain.get_builder_from_protocol(
+            structure, MaceModelData.small_mof_foundation(), dict(mofmlp_codes), guest=argon
+        )
 
 
 @pytest.mark.parametrize("name", ["../../x", "a b", "CO2\nCycles 1", "", "1abc", "x" * 33, "C;rm"])

@@ -191,6 +191,28 @@ class GuestMoleculeData(orm.Data):
                 charges[int(site["atom"])] = float(site["charge"])
         return charges
 
+    def force_field_problem(self) -> str | None:
+        """Why RASPA (GCMC, Widom, snapshots) cannot use this guest, or None: it needs force-field sites and
+        the critical constants of the Peng-Robinson equation (written into RASPA's molecule file)."""
+        if not self.sites:
+            return (
+                f"guest {self.name!r} has no force-field sites; give `sites` (label, charge, epsilon, sigma)"
+            )
+        constants = {
+            "critical_temperature (K)": self.critical_temperature,
+            "critical_pressure (Pa)": self.critical_pressure,
+            "acentric_factor": self.acentric_factor,
+        }
+        missing = [name for name, value in constants.items() if not isinstance(value, int | float)]
+        if missing:
+            return (
+                f"guest {self.name!r} lacks {', '.join(missing)}: RASPA writes them into the guest's "
+                "molecule file (Peng-Robinson fugacity); give them when creating the GuestMoleculeData"
+            )
+        if self.critical_temperature <= 0 or self.critical_pressure <= 0:
+            return f"guest {self.name!r}: critical temperature and pressure must be positive (K, Pa)"
+        return None
+
     @classmethod
     def builtin(cls, name: str) -> GuestMoleculeData:
         """A new node for a built-in guest: CO2, N2, H2, CH4 or H2O."""

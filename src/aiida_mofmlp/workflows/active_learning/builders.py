@@ -178,6 +178,9 @@ def builder_from_protocol(
     builder.deviation = _child_inputs(deviation, "deviation.frames", "deviation.models")
 
     if guest_node is not None and params["loadings"] and "raspa" in codes:
+        problem = guest_node.force_field_problem()
+        if problem:
+            raise ValueError(f"guest: {problem}")
         snapshots = {
             "run_widom": False,
             "run_isotherm": False,

@@ -112,7 +112,7 @@ def _validate_guest(guest, _ctx=None) -> str | None:
             f"guest: name {guest.name!r} is not valid (it becomes RASPA's file name {guest.name}.def); "
             "give a letter followed by at most 31 letters, digits or underscores"
         )
-    return None
+    return guest.force_field_problem() if guest is not None else None
 
 
 def _validate_inputs(inputs, _ctx) -> str | None:
