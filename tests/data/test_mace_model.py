@@ -74,3 +74,38 @@ def test_trusted_pickle_stored_in_safe_form_and_recognised(aiida_profile, tiny_m
         assert is_safe_model(stored)
     # the same pickle again: found by the hash of its source, not opened (trusted not even needed)
     assert MaceModelData.get_or_create(pickled).pk == node.pk
+
+
+def test_calcjob_records_the_hash_of_each_model_it_copies(aiida_profile, mofmlp_codes, tiny_model, tmp_path):
+    import json
+
+    from aiida import orm
+    from aiida.common.folders import Folder
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+    from ase.build import molecule
+
+    from aiida_mofmlp.calculations.deviation import DeviationCalculation
+    from aiida_mofmlp.data.structure_set import StructureSetData
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
+    from aiida_mofmlp.engines.mace.safe_model import MODEL_HASHES_FILE
+
+    other = make_small_model(["H", "C", "O"], tmp_path / "other.model", seed=5)
+    models = {f"m{k}": MaceModelData.get_or_create(path) for k, path in enumerate((tiny_model, other))}
+    methanol = molecule("CH3OH", cell=[8.0, 8.0, 8.0], pbc=True)
+    frames = [methanol, methanol.copy()]
+    inputs = {
+        "code": mofmlp_codes["deviation"],
+        "models": models,
+        "frames": StructureSetData.from_frames(frames).store(),
+    }
+    process = instantiate_process(get_manager().get_runner(), DeviationCalculation, **inputs)
+    (tmp_path / "job").mkdir()
+    folder = Folder(str(tmp_path / "job"))
+    calc_info = process.prepare_for_submission(folder)
+    hashes = json.loads((tmp_path / "job" / MODEL_HASHES_FILE).read_text())
+    copied = {target: uuid for uuid, _, target in calc_info.local_copy_list}
+    assert sorted(hashes) == sorted(t for t in copied if t.endswith(".model")) and len(hashes) == 2
+    for target, uuid in copied.items():
+        if target in hashes:
+            assert hashes[target] == orm.load_node(uuid).sha256

@@ -59,6 +59,21 @@ def test_hash_checked_on_load(safe_and_pickled):
         load_model(safe, sha256="0" * 64)
 
 
+def test_hash_recorded_by_the_calcjob_is_checked(safe_and_pickled, tmp_path):
+    """A CalcJob writes model_hashes.json beside the models it copies in; a changed file is refused."""
+    import json
+    import shutil
+
+    copy = tmp_path / "model_0.model"
+    shutil.copyfile(safe_and_pickled[0], copy)
+    record = tmp_path / safe_model.MODEL_HASHES_FILE
+    record.write_text(json.dumps({"model_0.model": safe_model.sha256_of(copy)}))
+    load_model(copy)
+    record.write_text(json.dumps({"model_0.model": "f" * 64}))
+    with pytest.raises(InputError, match="the file was changed"):
+        load_model(copy)
+
+
 def test_malicious_pickle_is_never_opened(malicious_model):
     path, marker = malicious_model
     for attempt in (

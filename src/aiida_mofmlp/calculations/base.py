@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import yaml
+from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
+from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.engines.io import STDERR_FILENAME
+from aiida_mofmlp.engines.mace.safe_model import MODEL_HASHES_FILE
 
 
 class EngineCalculation(CalcJob):
@@ -46,8 +49,22 @@ class EngineCalculation(CalcJob):
             else:
                 json.dump(config, handle, indent=1)
 
-    def engine_calcinfo(self, local_copy_list: list, retrieve_list: list[str]) -> datastructures.CalcInfo:
-        """CalcInfo running the code on the input file; retrieves stdout, stderr and ``retrieve_list``."""
+    def engine_calcinfo(
+        self, folder, local_copy_list: list, retrieve_list: list[str]
+    ) -> datastructures.CalcInfo:
+        """CalcInfo running the code on the input file; retrieves stdout, stderr and ``retrieve_list``.
+
+        The SHA-256 of every model copied in goes to ``model_hashes.json`` beside it: the engine checks each
+        model file against it before loading (:func:`aiida_mofmlp.engines.mace.common.load_model`).
+        """
+        hashes = {}
+        for uuid, _, target in local_copy_list:
+            node = orm.load_node(uuid)
+            if isinstance(node, MaceModelData) and node.sha256:
+                hashes[target] = node.sha256
+        if hashes:
+            with folder.open(MODEL_HASHES_FILE, "w", encoding="utf8") as handle:
+                json.dump(hashes, handle, indent=1)
         codeinfo = datastructures.CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
         codeinfo.cmdline_params = [self.options.input_filename]

@@ -81,6 +81,7 @@ class DeviationCalculation(EngineCalculation):
         self.write_input_file(folder, config)
 
         return self.engine_calcinfo(
+            folder,
             local_copy_list,
             [
                 "deviation.npz",

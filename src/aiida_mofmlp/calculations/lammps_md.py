@@ -181,6 +181,7 @@ class LammpsMdCalculation(EngineCalculation):
         self.write_input_file(folder, config)
 
         return self.engine_calcinfo(
+            folder,
             local_copy_list,
             [
                 RESULTS_FILE,

@@ -136,6 +136,7 @@ class MaceTrainCalculation(EngineCalculation):
         self.write_input_file(folder, config)
 
         return self.engine_calcinfo(
+            folder,
             local_copy_list,
             [
                 "results.json",

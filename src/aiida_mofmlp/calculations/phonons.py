@@ -179,5 +179,5 @@ class PhononsCalculation(EngineCalculation):
             config["errors"] = {**(params.get("errors") or {}), "frames": FRAMES_FILE}
         self.write_input_file(folder, config)
         return self.engine_calcinfo(
-            local_copy_list, ["results.json", "phonons.npz", "relaxed.extxyz", "host_guest.extxyz"]
+            folder, local_copy_list, ["results.json", "phonons.npz", "relaxed.extxyz", "host_guest.extxyz"]
         )

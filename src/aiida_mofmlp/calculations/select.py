@@ -129,6 +129,7 @@ class SelectCalculation(EngineCalculation):
         self.write_input_file(folder, config)
 
         return self.engine_calcinfo(
+            folder,
             local_copy_list,
             [
                 OUTPUT_FILES["report"],

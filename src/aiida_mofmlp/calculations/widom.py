@@ -93,4 +93,4 @@ class WidomCalculation(EngineCalculation):
             (self.inputs.frames.uuid, self.inputs.frames.filename, FRAMES_FILE),
             (model.uuid, model.filename, MODEL_FILE),
         ]
-        return self.engine_calcinfo(local_copy_list, [RESULTS_FILE, ARRAYS_FILE])
+        return self.engine_calcinfo(folder, local_copy_list, [RESULTS_FILE, ARRAYS_FILE])

@@ -85,6 +85,7 @@ class XtbCalculation(EngineCalculation):
         structures = self.inputs.structures
         self.write_input_file(folder, {**params, "frames": FRAMES_FILE})
         return self.engine_calcinfo(
+            folder,
             [(structures.uuid, structures.filename, FRAMES_FILE)],
             [LABELLED_FILE, FAILURES_FILE, SUMMARY_FILE],
         )

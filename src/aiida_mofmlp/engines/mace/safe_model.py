@@ -33,6 +33,8 @@ SAFE_VERSION = 1
 GATES = ("silu", "tanh", "abs", "relu", "gelu", "sigmoid")
 #: modules whose classes a safe config may name
 ALLOWED_MODULE_PREFIX = "mace.modules."
+#: written by the CalcJobs beside the model files they copy in: {file name: SHA-256 of the stored node}
+MODEL_HASHES_FILE = "model_hashes.json"
 #: limits of the subprocess that opens a trusted pickle
 CONVERT_TIMEOUT_S = 600
 CONVERT_MEMORY_BYTES = 16 * 1024**3
@@ -226,8 +228,18 @@ def model_from_payload(payload: dict[str, Any], device: str = "cpu"):
     return model.to(device).eval()
 
 
+def expected_sha256(path: str | Path) -> str | None:
+    """The hash a CalcJob recorded for the model file ``path`` in :data:`MODEL_HASHES_FILE` beside it."""
+    record = Path(path).parent / MODEL_HASHES_FILE
+    if not record.is_file():
+        return None
+    return json.loads(record.read_text()).get(Path(path).name)
+
+
 def load_safe_model(path: str | Path, device: str = "cpu", sha256: str | None = None):
-    """The model in the safe file ``path``; ``sha256``, when given, must match the file's hash."""
+    """The model in the safe file ``path``; its hash must match ``sha256`` or, when not given, the one its
+    CalcJob recorded beside it (:func:`expected_sha256`)."""
+    sha256 = sha256 or expected_sha256(path)
     if sha256 is not None and sha256_of(path) != sha256:
         raise InputError(f"{path}: its SHA-256 is not the stored model's {sha256}; the file was changed")
     payload = read_safe_payload(path)
