@@ -229,3 +229,15 @@ def test_results_and_runs_models_from_finished_run(finished_al_run, tmp_path):
     runs.refresh()
     row = next(row for row in runs.rows if row["pk"] == node.pk)
     assert row["guest"] == "CO2" and row["n_models"] == len(node.outputs.models)
+
+
+def test_uploads_replace_the_previous_one_and_leave_nothing_behind():
+    from aiida_mofmlp.app.uploads import UploadFolder
+
+    uploads = UploadFolder("mofmlp-test-upload-")
+    first = uploads.put("../../etc/framework.cif", b"data_a\n")
+    assert first.name == "framework.cif" and first.read_bytes() == b"data_a\n"  # the base name only
+    second = uploads.put("other.cif", b"data_b\n")
+    assert not first.parent.exists() and second.is_file()
+    uploads.clear()
+    assert not second.parent.exists()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import html
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import ipywidgets as ipw
 
@@ -20,6 +18,7 @@ from aiida_mofmlp.app.configure.model import (
     stored_models,
 )
 from aiida_mofmlp.app.messages import as_html_list, readable_error
+from aiida_mofmlp.app.uploads import UploadFolder
 
 _WIDE = {"description_width": "initial"}
 
@@ -51,6 +50,7 @@ class ConfigureView(ipw.VBox):
         preset.add_class("mofmlp-size-preset")
         self.foundation = ipw.Dropdown(description="Foundation model:", style=_WIDE)
         self.model_upload = ipw.FileUpload(accept=".model", multiple=False, description="Upload model")
+        self._model_uploads = UploadFolder("mofmlp-model-")
         trust_file = ipw.Checkbox(
             description="I trust this model file (a pickled .model can run code when opened; it is opened "
             "once, in a separate process without access to the profile, and kept as weights from then on)",
@@ -228,6 +228,5 @@ class ConfigureView(ipw.VBox):
         if not change["new"]:
             return
         item = change["new"][0]
-        path = Path(tempfile.mkdtemp(prefix="mofmlp-model-")) / Path(item["name"]).name
-        path.write_bytes(bytes(item["content"]))
+        path = self._model_uploads.put(item["name"], bytes(item["content"]))
         self.model.foundation = f"file:{path}"

@@ -204,7 +204,8 @@ class ResultsView(ipw.VBox):
             while not stop.wait(interval) and time.monotonic() - start < limit:
                 try:
                     was_live = self.model.is_live()
-                except Exception:
+                except Exception as error:  # said in the page, not swallowed; following stops
+                    self.model.message = readable_error(error, "following the run")
                     return
                 self._guarded(lambda: self.model.refresh(submit=False))
                 if self.model.submission_due and kernel_loop is not None:
@@ -217,7 +218,8 @@ class ResultsView(ipw.VBox):
                 try:
                     if not was_live and not self.model.is_live():
                         return
-                except Exception:
+                except Exception as error:
+                    self.model.message = readable_error(error, "following the run")
                     return
 
         self._follower = threading.Thread(target=_loop, daemon=True, name="mofmlp-results-follower")

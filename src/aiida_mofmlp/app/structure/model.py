@@ -6,13 +6,13 @@ as readable lines, and a too-small cell offers the suggested supercell.
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from pathlib import Path
 
 import traitlets as tl
 
 from aiida_mofmlp.app.messages import readable_error
+from aiida_mofmlp.app.uploads import UploadFolder
 
 
 def raspa_framework_folder() -> Path | None:
@@ -55,14 +55,14 @@ class StructureModel(tl.HasTraits):
     summary = tl.Unicode("")
 
     _cif_path: Path | None = None
+    _uploads: UploadFolder | None = None  # the latest uploaded CIF (the previous one is removed)
 
     # --- choices ------------------------------------------------------------------------------------
     def load_upload(self, name: str, content: bytes) -> bool:
         """Intake of an uploaded CIF (file ``name``, bytes ``content``); True when accepted."""
-        folder = Path(tempfile.mkdtemp(prefix="mofmlp-upload-"))
-        path = folder / Path(name).name
-        path.write_bytes(bytes(content))
-        return self.load_cif_file(path)
+        if self._uploads is None:
+            self._uploads = UploadFolder("mofmlp-upload-")
+        return self.load_cif_file(self._uploads.put(name, content))
 
     def load_raspa_framework(self, name: str) -> bool:
         """Intake of RASPA2's framework ``name``.cif; True when accepted."""
