@@ -93,6 +93,16 @@ def test_isotherm_is_non_decreasing_within_errors(adsorption_run):
     assert all(t >= 0 for t in isotherm["mlp"]["equilibrated_from_ps"])
     assert isotherm["units"]["mol_per_kg"] == "mol/kg"
     assert len(isotherm["raspa"]["mol_per_kg"]) == 3  # RASPA at the same conditions, side by side
+    # the empty box fix gcmc never visits, weighted back with the Widom K_H of the same model
+    mlp = isotherm["mlp"]
+    for mean, sampled, p_empty in zip(
+        mlp["molecules_per_cell"],
+        mlp["molecules_per_cell_sampled"],
+        mlp["empty_box_probability"],
+        strict=True,
+    ):
+        assert 0.0 <= p_empty < 1.0
+        assert mean == pytest.approx(sampled * (1.0 - p_empty), rel=1e-12)
 
 
 def test_heat_of_adsorption_equals_recomputation_from_stored_energies(adsorption_run):

@@ -16,6 +16,7 @@ from aiida_mofmlp.common.frames import GUEST_ID_KEY
 from aiida_mofmlp.common.timeseries import block_average, equilibrated_mean
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.adsorption.enthalpy import heat_of_adsorption
+from aiida_mofmlp.engines.adsorption.occupancy import empty_box_correction, henry_molecules_per_cell
 from aiida_mofmlp.workflows.functions.labels import boxed_guest
 
 #: vdW radius used when ASE has none for an element (Angstrom)
@@ -146,8 +147,10 @@ def framework_charges_from_cp2k(
     return _neutral_charges(structure.get_ase(), raw, CP2K_CHARGE_METHODS[name], filename, **extra)
 
 
-def loading_statistics(n_guests, times_ps, n_blocks: int) -> dict:
-    """Loading (molecules/cell) of one GCMC run: equilibration detected, then mean with block and g errors."""
+def loading_statistics(n_guests, times_ps, n_blocks: int, henry_molecules: float | None = None) -> dict:
+    """Loading (molecules/cell) of one GCMC run: equilibration detected, then mean with block and g errors,
+    corrected for the empty box that fix gcmc never visits when ``henry_molecules`` (P(1)/P(0), from the
+    Widom K_H of the same model) is known (:mod:`aiida_mofmlp.engines.adsorption.occupancy`)."""
     series = np.asarray(n_guests, dtype=float)
     equilibrated = equilibrated_mean(series)
     production = series[equilibrated["t0"] :]
@@ -155,11 +158,16 @@ def loading_statistics(n_guests, times_ps, n_blocks: int) -> dict:
     error = blocks["error"]
     if not math.isfinite(error):
         error = equilibrated["error"]
+    correction = empty_box_correction(production, henry_molecules)
+    factor = correction["factor"]
     times = np.asarray(times_ps, dtype=float)
     return {
-        "mean": equilibrated["mean"],
-        "error": float(error),
-        "error_statistical_inefficiency": equilibrated["error"],
+        "mean": equilibrated["mean"] * factor,
+        "error": float(error) * factor,
+        "sampled_mean": equilibrated["mean"],
+        "empty_box_probability": correction["p_empty"],
+        "empty_box_corrected": correction["applied"],
+        "error_statistical_inefficiency": equilibrated["error"] * factor,
         "equilibrated_from_ps": float(times[equilibrated["t0"]]) if len(times) else 0.0,
         "statistical_inefficiency": equilibrated["g"],
         "n_effective": equilibrated["n_effective"],
@@ -170,28 +178,37 @@ def loading_statistics(n_guests, times_ps, n_blocks: int) -> dict:
 @calcfunction
 def assemble_isotherm(parameters: orm.Dict, **nodes) -> orm.Dict:
     """Isotherm from MLP MD-GCMC runs (``thermo_<k>`` ArrayData + ``results_<k>`` Dict per pressure) and,
-    when given, RASPA's ``raspa_isotherm`` Dict, side by side.
+    when given, RASPA's ``raspa_isotherm`` Dict, side by side. With the MLP Widom result (``widom``) each
+    loading is corrected for the empty box fix gcmc never visits (``molecules_per_cell_sampled`` keeps the
+    uncorrected mean, ``empty_box_probability`` the weight added back).
 
     ``parameters``: ``pressures`` (bar, keyed like the runs: ``{"p0": 0.1, ...}``), ``n_blocks``.
     """
     p = parameters.get_dict()
     keys = sorted(p["pressures"], key=lambda key: p["pressures"][key])
+    henry = nodes["widom"].get_dict().get("henry_coefficient") if "widom" in nodes else None
     rows = []
     for key in keys:
         thermo = nodes[f"thermo_{key}"]
         results = nodes[f"results_{key}"].get_dict()
         gcmc = results["gcmc"]
-        stats = loading_statistics(
-            thermo.get_array("n_guests"), thermo.get_array("time_ps"), int(p.get("n_blocks", 5))
-        )
         mass = float(gcmc["framework_mass"])
         entry = gcmc["pressures"][0] if gcmc["pressures"] else {}
+        fugacity_pa = 1.0e5 * float(p["pressures"][key]) * float(entry.get("fugacity_coefficient") or 1.0)
+        stats = loading_statistics(
+            thermo.get_array("n_guests"),
+            thermo.get_array("time_ps"),
+            int(p.get("n_blocks", 5)),
+            henry_molecules_per_cell(henry, fugacity_pa, mass) if henry is not None else None,
+        )
         rows.append(
             {
                 "pressure": float(p["pressures"][key]),
                 "fugacity_coefficient": entry.get("fugacity_coefficient"),
                 "molecules_per_cell": stats["mean"],
                 "molecules_per_cell_error": stats["error"],
+                "molecules_per_cell_sampled": stats["sampled_mean"],
+                "empty_box_probability": stats["empty_box_probability"],
                 "mol_per_kg": 1000.0 * stats["mean"] / mass,
                 "mol_per_kg_error": 1000.0 * stats["error"] / mass,
                 "equilibrated_from_ps": stats["equilibrated_from_ps"],

@@ -560,6 +560,7 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             run = self.ctx[f"gcmc_{key}"]
             nodes[f"thermo_{key}"] = run.outputs.thermo
             nodes[f"results_{key}"] = run.outputs.results
+        nodes["widom"] = self.ctx.widom.outputs.widom  # the empty-box weight of each MD-GCMC loading
         raspa = self.ctx.get("raspa")
         if raspa is not None and "isotherm" in raspa.outputs:
             nodes["raspa_isotherm"] = raspa.outputs.isotherm
