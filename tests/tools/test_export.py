@@ -298,14 +298,14 @@ def test_card_states_stress_errors_of_the_training(generate_calc_job_node, tmp_p
     from aiida_mofmlp.engines.mace.foundation import make_small_model
 
     model = MaceModelData.from_file(make_small_model(["Si"], tmp_path / "model.model"))
-    (tmp_path / "foundation.model").write_bytes(b"stands for the foundation: only its hash is read")
+    foundation = make_small_model(["Si"], tmp_path / "foundation.model", num_channels=2, num_interactions=1)
     stress = {"n_frames_stress": 1, "mae_stress": 0.004, "rmse_stress": 0.005, "mae_stress_gpa": 0.64087}
     metrics = {"train": {"mae_f": 0.1, **stress}, "valid": {"mae_f": 0.2}, "units": {}}
     generate_calc_job_node(
         "mofmlp.mace_train",
         inputs={
             "training_set": labelled,
-            "foundation_model": MaceModelData.from_file(tmp_path / "foundation.model", inspect=False),
+            "foundation_model": MaceModelData.from_file(foundation),
         },
         outputs={"model": model, "metrics": orm.Dict(metrics)},
     )

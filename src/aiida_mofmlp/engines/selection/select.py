@@ -111,6 +111,10 @@ DEFAULT_PARAMETERS: dict = {
 }
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
 def validate_parameters(parameters: dict | None) -> dict:
     """Parameters merged over :data:`DEFAULT_PARAMETERS` and checked; raises ValueError naming the bad key."""
     params = copy.deepcopy(DEFAULT_PARAMETERS)
@@ -137,14 +141,14 @@ def validate_parameters(parameters: dict | None) -> dict:
         raise ValueError(f"n_select must be an integer >= 0, got {params['n_select']!r}")
     window = params["sigma_window"]
     if window is not None:
-        if len(window) != 2 or not float(window[0]) <= float(window[1]):
+        if len(window) != 2 or not all(_is_number(v) for v in window) or not window[0] <= window[1]:
             raise ValueError(f"sigma_window must be [lo, hi] with lo <= hi (eV/Angstrom), got {window!r}")
         params["sigma_window"] = [float(window[0]), float(window[1])]
     quota = params["quota"]
     if quota is not None:
         if isinstance(quota, dict):
-            if any(int(v) < 0 for v in quota.values()):
-                raise ValueError(f"quota values must be >= 0, got {quota!r}")
+            if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in quota.values()):
+                raise ValueError(f"quota values must be whole numbers >= 0, got {quota!r}")
             params["quota"] = {str(k): int(v) for k, v in quota.items()}
         elif int(quota) < 0:
             raise ValueError(f"quota must be >= 0 or a dict group -> count, got {quota!r}")
