@@ -86,3 +86,28 @@ def test_error_metrics_adds_stress_only_when_given():
     assert with_stress["mae_stress"] == pytest.approx(0.1) and with_stress["n_frames_stress"] == 1
     with pytest.raises(ValueError, match="both ref_stress and pred_stress"):
         error_metrics(*args, ref_stress=[np.zeros(6)])
+
+
+def test_composition_offsets_cancel_and_the_rest_is_binding_scatter():
+    """Errors = a constant per loading (per-element offsets) + a scatter: the offsets come back exactly,
+    the offset-removed error is the scatter alone, and the binding-energy scatter is its std per guest."""
+    from aiida_mofmlp.common.metrics import EV_IN_KJ_PER_MOL, composition_offset_metrics
+
+    rng = np.random.default_rng(3)
+    guests = np.repeat([0, 1, 2], 200)
+    atoms = 40 + 3 * guests
+    scatter = rng.normal(scale=0.05, size=guests.size)  # eV per cell
+    offset = {0: 2.0, 1: 2.7, 2: 3.4}  # eV per cell: large, constant per composition
+    ref = rng.normal(size=guests.size)
+    pred = ref + np.array([offset[g] for g in guests]) + scatter
+    result = composition_offset_metrics(ref, pred, atoms, guests)
+    for loading, value in offset.items():
+        assert result["offsets"][str(loading)] == pytest.approx(value, abs=0.01)
+    centred = np.concatenate([scatter[guests == g] - scatter[guests == g].mean() for g in (0, 1, 2)])
+    assert result["rmse_e_offset_removed"] == pytest.approx(np.sqrt(np.mean(centred**2)), rel=1e-9)
+    assert result["mae_e_per_atom_offset_removed"] < 0.05 / 40  # against 0.05 eV/atom with the offsets
+    per_guest = np.concatenate([(scatter[guests == g] - scatter[guests == g].mean()) / g for g in (1, 2)])
+    assert result["binding_energy_spread_kj_mol"] == pytest.approx(
+        np.std(per_guest, ddof=2) * EV_IN_KJ_PER_MOL, rel=1e-9
+    )
+    assert composition_offset_metrics([1.0], [1.5], [10], [1])["binding_energy_spread_kj_mol"] is None

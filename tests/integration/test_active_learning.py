@@ -92,6 +92,11 @@ def test_two_iterations_run_to_the_end_with_outputs(finished_al_run):
     assert metrics["n_frames"] == len(node.outputs.validation_frames) >= 1
     assert set(metrics["per_loading"]) <= {"0", "1"}
     assert np.isfinite(metrics["mae_f"]) and metrics["rmse_f"] >= metrics["mae_f"]
+    # the energy error left once each composition's constant offset is removed: never more than the whole
+    composition = metrics["composition"]
+    assert set(composition["offsets"]) == set(metrics["per_loading"])
+    atoms = [len(frame) for frame in node.outputs.validation_frames.iter_frames()]
+    assert composition["rmse_e_offset_removed"] <= metrics["rmse_e_per_atom"] * max(atoms) + 1e-12
 
 
 def test_final_model_traces_back_to_the_cp2k_calculations_of_its_labels(finished_al_run):

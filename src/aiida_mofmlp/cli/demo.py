@@ -300,6 +300,18 @@ def run_in_foreground(builder, output_dir: Path, echo: Callable[[str], None] = p
                 f"{1000 * metrics['mae_e_per_atom']:.1f} meV/atom, "
                 f"force MAE {1000 * metrics['mae_f']:.0f} meV/Å"
             )
+            composition = metrics.get("composition")
+            if composition:
+                spread = composition["binding_energy_spread_kj_mol"]
+                echo(
+                    f"{'':>19} per-composition offset removed: energy MAE "
+                    f"{1000 * composition['mae_e_per_atom_offset_removed']:.1f} meV/atom"
+                    + (
+                        f", binding-energy scatter {spread:.1f} kJ/mol per guest"
+                        if spread is not None
+                        else ""
+                    )
+                )
     return result
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "EV_PER_A3_IN_GPA",
     "METRIC_UNITS",
     "STRESS_METRIC_UNITS",
+    "composition_offset_metrics",
     "error_metrics",
     "mae_rmse",
     "stress_metrics",
@@ -137,3 +138,50 @@ def error_metrics(
     if ref_stress is not None and pred_stress is not None:
         metrics.update(stress_metrics(ref_stress, pred_stress))
     return metrics
+
+
+#: 1 eV per molecule in kJ/mol
+EV_IN_KJ_PER_MOL = 96.48533212
+
+
+def composition_offset_metrics(
+    ref_energy: Sequence[float] | np.ndarray,
+    pred_energy: Sequence[float] | np.ndarray,
+    n_atoms: Sequence[int] | np.ndarray,
+    n_guests: Sequence[int] | np.ndarray,
+) -> dict[str, float | int | dict]:
+    """Energy errors that matter for adsorption: what is left after each composition's constant offset.
+
+    Frames are grouped by their number of guests (one framework: one composition per loading). Within a
+    group the mean error is a constant offset (per-element energies), which cancels in any energy difference
+    at fixed composition; what remains scatters binding energies. Returns ``offsets`` (mean error per cell,
+    eV, per loading), ``mae_e_per_atom_offset_removed`` and ``rmse_e_offset_removed`` (eV per cell) over all
+    frames, and ``binding_energy_spread_kj_mol``: the standard deviation, over loaded frames, of the error
+    per guest after the offset (kJ/mol per guest; None without two loaded frames of one loading).
+    """
+    delta = np.asarray(pred_energy, dtype=float) - np.asarray(ref_energy, dtype=float)
+    atoms = np.asarray(n_atoms, dtype=float)
+    guests = np.asarray(n_guests, dtype=int)
+    if not delta.size == atoms.size == guests.size:
+        raise ValueError("ref_energy, pred_energy, n_atoms and n_guests need one value per frame")
+    centred = np.zeros_like(delta)
+    offsets = {}
+    for loading in sorted(set(guests.tolist())):
+        group = guests == loading
+        offsets[str(loading)] = float(delta[group].mean())
+        centred[group] = delta[group] - delta[group].mean()
+    per_guest = [centred[i] / guests[i] for i in range(delta.size) if guests[i] > 0]
+    sizes = {loading: int((guests == loading).sum()) for loading in set(guests.tolist()) if loading > 0}
+    spread = (
+        float(np.std(per_guest, ddof=len(sizes)) * EV_IN_KJ_PER_MOL)
+        if len(per_guest) > len(sizes) and sizes
+        else None
+    )
+    mae_atom, _ = mae_rmse(centred / atoms) if delta.size else (float("nan"), float("nan"))
+    _, rmse_cell = mae_rmse(centred)
+    return {
+        "offsets": offsets,
+        "mae_e_per_atom_offset_removed": mae_atom,
+        "rmse_e_offset_removed": rmse_cell,
+        "binding_energy_spread_kj_mol": spread,
+    }

@@ -280,7 +280,7 @@ def validation_errors(labelled: StructureSetData, deviation: orm.ArrayData) -> d
     frames are added (``n_frames_stress``, ``mae_stress``/``rmse_stress`` in eV/Angstrom^3 and in GPa) and
     the predicted stress is stored under ``MACE_stress``.
     """
-    from aiida_mofmlp.common.metrics import STRESS_METRIC_UNITS
+    from aiida_mofmlp.common.metrics import STRESS_METRIC_UNITS, composition_offset_metrics
 
     energies = np.asarray(deviation.get_array("energies"), dtype=float).mean(axis=0)
     forces = np.asarray(deviation.get_array("forces_mean"), dtype=float)
@@ -318,13 +318,24 @@ def validation_errors(labelled: StructureSetData, deviation: orm.ArrayData) -> d
         )
 
     metrics = metrics_of(list(range(len(frames))))
+    metrics["composition"] = composition_offset_metrics(
+        ref_e, energies, n_atoms, [fr.n_guests(atoms) for atoms in frames]
+    )
     per_loading = {
         str(loading): metrics_of([i for i, value in enumerate(loadings) if value == loading])
         for loading in sorted(set(loadings))
     }
     metrics["per_loading"] = per_loading
     metrics["prediction"] = "ensemble mean"
-    metrics["units"] = {"mae_e_per_atom": "eV/atom", "rmse_e_per_atom": "eV/atom", "mae_f": "eV/Angstrom"}
+    metrics["units"] = {
+        "mae_e_per_atom": "eV/atom",
+        "rmse_e_per_atom": "eV/atom",
+        "mae_f": "eV/Angstrom",
+        "composition.offsets": "eV per cell",
+        "composition.mae_e_per_atom_offset_removed": "eV/atom",
+        "composition.rmse_e_offset_removed": "eV per cell",
+        "composition.binding_energy_spread_kj_mol": "kJ/mol per guest",
+    }
     if with_stress:
         metrics["units"].update(STRESS_METRIC_UNITS)
     return {"metrics": orm.Dict(metrics), "frames": StructureSetData.from_frames(frames)}
