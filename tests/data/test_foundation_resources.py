@@ -61,9 +61,9 @@ def test_files_exist_and_match_the_card(files, card):
 
 
 def test_model_species_cover_the_demo(files, card):
-    from aiida_mofmlp.data.mace_model import inspect_mace_model
+    from aiida_mofmlp.data.mace_model import describe_model_file
 
-    facts = inspect_mace_model(files.model)
+    facts = describe_model_file(files.model)
     assert set(facts["species"]) >= DEMO_ELEMENTS
     assert facts["species"] == card["model"]["species"]
     assert facts["r_max"] == pytest.approx(card["model"]["r_max"])

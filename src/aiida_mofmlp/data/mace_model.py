@@ -18,18 +18,6 @@ from aiida_mofmlp.engines.mace.safe_model import (
 )
 
 
-def inspect_mace_model(path: str | Path) -> dict:
-    """Architecture, heads, species and r_max of a model in the safe form (its JSON only; nothing unpickled).
-
-    A pickled ``.model`` gives :class:`~aiida_mofmlp.engines.mace.safe_model.UntrustedModelError`; see
-    :meth:`MaceModelData.from_file` with ``trusted=True``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"MACE model file {path} does not exist")
-    return describe_safe_model(path)
-
-
 @functools.lru_cache(maxsize=16)
 def _converted_facts(path: str, sha256: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="mofmlp-model-") as folder:

@@ -39,7 +39,7 @@ from aiida import orm
 
 from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.common.serialise import to_jsonable
-from aiida_mofmlp.common.staging import check_output_directory, staged_directory
+from aiida_mofmlp.common.staging import staged_directory
 
 __all__ = [
     "CARD_NAMES",
@@ -420,7 +420,7 @@ def export_dataset(
         "valid_fraction": valid_fraction,
         "seed": seed,
     }
-    final = check_output_directory(directory, overwrite, error=ExportError)
+    final = Path(directory).resolve()
     owned = {*(f"{split}.extxyz" for split in SPLITS), *CARD_NAMES.values(), "models"}
     with staged_directory(final, overwrite, error=ExportError, owned=owned) as staging:
         export = _write_export(

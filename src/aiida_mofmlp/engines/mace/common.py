@@ -77,21 +77,16 @@ def load_model(path: str | Path, device: str = "cpu", trusted: bool = False, sha
     mace's own training output); otherwise :class:`~.safe_model.UntrustedModelError`. ``sha256``, when
     given, must be the file's hash.
     """
-    from aiida_mofmlp.engines.mace.safe_model import (
-        UNTRUSTED_MESSAGE,
-        UntrustedModelError,
-        is_safe_model,
-        load_pickled_model,
-        load_safe_model,
-    )
+    from aiida_mofmlp.engines.mace.safe_model import UntrustedModelError, load_pickled_model, load_safe_model
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"MACE model file {path} does not exist")
-    if is_safe_model(path):
+    try:
         return load_safe_model(path, device=device, sha256=sha256)
-    if not trusted:
-        raise UntrustedModelError(UNTRUSTED_MESSAGE.format(path=path))
+    except UntrustedModelError:
+        if not trusted:
+            raise
     try:
         model = load_pickled_model(path, device=device)
     except Exception as error:
