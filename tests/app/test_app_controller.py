@@ -47,6 +47,23 @@ def test_structure_view_shows_refusal_then_structure(app):
     assert "C22H20N2O8Zn2 (54 atoms)" in view.summary.value
 
 
+def test_structure_intake_runs_beside_the_kernel_one_at_a_time(app):
+    view, model = app.structure_view, app.structure_model
+    job = view._start(model.raspa_framework_path("ZnBDCdabco"))
+    assert job is not None and job.thread.name == "mofmlp-intake"
+    # until the outcome is accepted in the profile's thread: controls off, a second choice refused
+    assert model.busy == "ZnBDCdabco.cif" and "Reading ZnBDCdabco.cif" in view.summary.value
+    assert view.upload.disabled and view.library_button.disabled
+    assert view._start(model.raspa_framework_path("IRMOF-1")) is None
+    assert model.errors == ["still reading ZnBDCdabco.cif; choose again when it has finished"]
+    job.wait(120)
+    assert job.finished and model.busy == ""
+    assert not view.upload.disabled and not view.library_button.disabled
+    assert model.errors == [] and "C22H20N2O8Zn2 (54 atoms)" in view.summary.value
+    model.structure.store()  # the node was made in this thread: it can be stored (submission does)
+    assert model.structure.pk is not None
+
+
 def test_configure_view_validates_live(app):
     app.structure_model.load_raspa_framework("ZnBDCdabco")
     app.configure_model.apply_preset("tiny")

@@ -26,7 +26,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture
 def ended_process(aiida_profile):
     """Return a function storing a workflow node of ``entry_point`` in ``state`` with ``exit_status``, its
-    ``outputs`` (Data nodes, linked as RETURN) and ``extras``.
+    ``outputs`` (Data nodes, linked as RETURN) and ``extras``, called by ``caller`` (node, link label).
 
     A stand-in, like ``generate_calc_job_node``: a failed or killed loop costs a whole loop run (or a daemon)
     to provoke for real, and the finished property runs would be slow real work chains; the app only reads
@@ -36,7 +36,7 @@ def ended_process(aiida_profile):
     from aiida.common import LinkType
     from aiida.plugins import WorkflowFactory
 
-    def _make(entry_point, state="finished", exit_status=0, outputs=None, extras=None):
+    def _make(entry_point, state="finished", exit_status=0, outputs=None, extras=None, caller=None):
         process_class = WorkflowFactory(entry_point)
         node = orm.WorkflowNode(process_type=f"aiida.workflows:{entry_point}")
         node.set_process_label(process_class.__name__)
@@ -46,6 +46,8 @@ def ended_process(aiida_profile):
             for code in process_class.exit_codes.values():
                 if code.status == exit_status:
                     node.set_exit_message(code.message)
+        if caller is not None:  # (parent node, link label): called by it
+            node.base.links.add_incoming(caller[0], LinkType.CALL_WORK, caller[1])
         node.store()
         for label, value in (outputs or {}).items():
             value.store()
@@ -90,7 +92,7 @@ def test_unusable_loop_gives_a_message(ended_process, tmp_path, state, exit_stat
     assert results.properties_note == note
     assert "no usable final ensemble" in properties_html(results.properties, results.properties_note)
     with pytest.raises(props.PropertyError, match="no usable final ensemble"):
-        props.property_builders(loop, ["phonons"], {})
+        props.submit_properties(loop)
 
 
 def test_running_loop_waits(ended_process, tmp_path):
@@ -108,23 +110,25 @@ def test_running_loop_waits(ended_process, tmp_path):
 
 
 def test_finished_adsorption_run_is_shown_with_its_figure(ended_process, tmp_path):
-    """A loop whose adsorption run has finished: its state and its figure (plots_adsorption) are shown."""
+    """A loop whose PropertiesWorkChain ran adsorption (finished) and phonons (failed): each property's state
+    and figure (plots_adsorption) are shown, and why the PropertiesWorkChain failed."""
     from aiida import orm
 
     from aiida_mofmlp.app.results import properties as props
     from aiida_mofmlp.app.results.model import ResultsModel
     from aiida_mofmlp.app.results.view import ResultsView
 
+    loop = ended_process(
+        "mofmlp.active_learning", exit_status=0, extras={props.PROPERTIES_EXTRA: ["adsorption", "phonons"]}
+    )
+    parent = ended_process("mofmlp.properties", exit_status=400, caller=(loop, "properties"))
     adsorption = ended_process(
         "mofmlp.properties.adsorption",
         outputs={"isotherm": orm.Dict(ISOTHERM), "heat_of_adsorption": orm.Dict(HEAT)},
+        caller=(parent, "adsorption"),
     )
-    failed = ended_process("mofmlp.properties.phonons", exit_status=401)
-    extras = {
-        props.PROPERTIES_EXTRA: ["adsorption", "phonons"],
-        props.RUNS_EXTRA: {"adsorption": adsorption.pk, "phonons": failed.pk},
-    }
-    loop = ended_process("mofmlp.active_learning", exit_status=0, extras=extras)
+    failed = ended_process("mofmlp.properties.phonons", exit_status=401, caller=(parent, "phonons"))
+    assert props.properties_run(loop).pk == parent.pk
     results = ResultsModel(figure_folder=tmp_path)
     view = ResultsView(results)
     results.load(loop.pk)
@@ -134,13 +138,16 @@ def test_finished_adsorption_run_is_shown_with_its_figure(ended_process, tmp_pat
     assert Path(shown["figures"]["adsorption"]).read_bytes()[:8] == PNG
     assert broken["state"] == "finished, exit status 401" and broken["exit_message"] == failed.exit_message
     assert broken["figures"] == {}
+    assert f"PropertiesWorkChain<{parent.pk}>: Properties failed" in results.properties_note
     assert not results.is_live()
     assert (
         f"&lt;{adsorption.pk}&gt;" in view.properties.value and failed.exit_message in view.properties.value
     )
     assert [view.property_figures.get_title(0)] == ["adsorption: adsorption"]
     assert view.property_figures.children[0].value[:8] == PNG
-    assert props.submit_properties(loop) == (extras[props.RUNS_EXTRA], [])  # all submitted: nothing to do
+    runs = {"adsorption": adsorption.pk, "phonons": failed.pk}
+    assert props.submit_properties(loop) == (runs, [])  # the loop ran them: nothing to submit
+    assert props.RUNS_EXTRA not in loop.base.extras.all
 
 
 def test_poller_has_the_kernel_thread_submit(ended_process, tmp_path):
@@ -209,30 +216,47 @@ def test_iteration_table_while_running_matches_final(finished_al_run):
 
 @pytest.mark.integration
 def test_property_builders_equal_protocol_builders(finished_al_run, mofmlp_codes, serialize_builder):
-    """The app's builders for every offered property are those of the work chains' own
-    get_builder_from_protocol, called as the examples/ scripts call them on a loop's final ensemble."""
+    """The registry's builder of every offered property, from one signature, is that of the work chain's
+    own get_builder_from_protocol called as the examples/ scripts call it on a loop's final ensemble; the
+    app completes the loop's codes with setup's on the same computer."""
+    from aiida import orm
     from aiida.plugins import WorkflowFactory
 
     from aiida_mofmlp.app.configure.model import available_properties
     from aiida_mofmlp.app.results import properties as props
+    from aiida_mofmlp.workflows.functions.xtb import subset_frames
+    from aiida_mofmlp.workflows.properties.registry import loaded_frame_index, property_builder
+    from aiida_mofmlp.workflows.properties.selected import loop_codes
 
     run = finished_al_run
     labels = list(available_properties())
     assert labels, "no property work chain is installed"
     codes = props.property_codes(run, labels)
-    loop = props.loop_codes(run)
+    loop = loop_codes(run)
     assert {"md", "deviation", "train", "raspa"} <= set(loop)
     assert codes["md"].pk == loop["md"].pk == mofmlp_codes["md"].pk
     assert codes["widom"].pk == mofmlp_codes["widom"].pk and codes["phonons"].pk == mofmlp_codes["phonons"].pk
-    protocol = props.run_protocol(run)
+    protocol = run.inputs.parameters.get_dict().get("protocol")
     assert protocol == run.base.extras.get("mofmlp")["protocol"]
-    loaded = props.loaded_frame(run) if "diffusion" in labels else None
-    if loaded is not None:
-        assert len(loaded) == 1 and (loaded.get_frame(0).arrays["guest_id"] > 0).any()
-    builders = props.property_builders(run, labels, codes, protocol, loaded)
-    assert set(builders) == set(labels)
+    frames = run.outputs.history.starting_frames
+    loaded = subset_frames(frames, orm.List([loaded_frame_index(frames)]))
+    assert len(loaded) == 1 and (loaded.get_frame(0).arrays["guest_id"] > 0).any()
 
     structure, guest, models = run.inputs.structure, run.inputs.guest, dict(run.outputs.models)
+    validation = run.outputs.validation_frames if "validation_frames" in run.outputs else None
+    builders = {
+        label: property_builder(
+            label,
+            structure,
+            models,
+            codes,
+            protocol=protocol,
+            guest=guest,
+            loaded_frame=loaded,
+            validation_frames=validation,
+        )
+        for label in labels
+    }
     deviation = mofmlp_codes["deviation"]
     md, phonons = mofmlp_codes["md"], mofmlp_codes["phonons"]
     common = {"protocol": protocol, "deviation_code": deviation}
@@ -249,13 +273,7 @@ def test_property_builders_equal_protocol_builders(finished_al_run, mofmlp_codes
         "melt-quench": lambda cls: cls.get_builder_from_protocol(md, structure, models, **common),
         "phonons": lambda cls: cls.get_builder_from_protocol(phonons, structure, models, **common),
         "model card": lambda cls: cls.get_builder_from_protocol(
-            phonons,
-            structure,
-            models,
-            md_code=md,
-            guest=guest,
-            validation_frames=run.outputs.validation_frames if "validation_frames" in run.outputs else None,
-            **common,
+            phonons, structure, models, md_code=md, guest=guest, validation_frames=validation, **common
         ),
     }
     for label, builder in builders.items():
@@ -278,7 +296,7 @@ def test_no_daemon_submits_nothing(finished_al_run):
 
 
 #: run by `verdi run` in a process of its own (like the app's kernel, it sees the profile's broker): the
-#: results model's refresh submits the loop's properties, then the button and a direct call ask again
+#: results model's refresh submits one PropertiesWorkChain, then the button and a direct call ask again
 SUBMIT_TWICE = """
 import json, sys
 from aiida import orm
@@ -288,20 +306,20 @@ from aiida_mofmlp.app.results.model import ResultsModel
 run = orm.load_node(int(sys.argv[1]))
 results = ResultsModel()
 results.load(run.pk)
-calls = [(props.property_runs(run), results.properties_note.splitlines())]
+calls = [(run.base.extras.get(props.RUNS_EXTRA, None), results.properties_note.splitlines())]
 results.run_properties()
-calls.append((props.property_runs(run), results.properties_note.splitlines()))
-calls.append(props.submit_properties(run))
-rows = [(row["label"], row["pk"]) for row in results.properties]
-print("RESULT " + json.dumps({"calls": calls, "rows": rows}))
+calls.append((run.base.extras.get(props.RUNS_EXTRA, None), results.properties_note.splitlines()))
+calls.append((run.base.extras.get(props.RUNS_EXTRA, None), props.submit_properties(run)[1]))
+print("RESULT " + json.dumps({"calls": calls}))
 """
 
 
 @pytest.mark.integration
 def test_submission_is_idempotent(finished_al_run, daemon_verdi, tmp_path):
-    """With the daemon: the results model's refresh submits one PhononsWorkChain, recorded in the loop's
-    extras; the button, a direct call and another results model submit nothing more (the run is killed at
-    once: its physics is tested with the work chain)."""
+    """With the daemon, on a loop that ran no properties: the results model's refresh submits one
+    PropertiesWorkChain on its final ensemble, recorded in the loop's extras; the button, a direct call and
+    another results model submit nothing more (the run is killed at once: its physics is tested with the
+    work chains)."""
     import json
 
     from aiida import orm
@@ -311,7 +329,9 @@ def test_submission_is_idempotent(finished_al_run, daemon_verdi, tmp_path):
     from aiida_mofmlp.app.results.model import ResultsModel
 
     run = finished_al_run
-    query = orm.QueryBuilder().append(orm.WorkflowNode, filters={"label": {"like": "phonons on the final %"}})
+    query = orm.QueryBuilder().append(
+        orm.WorkflowNode, filters={"label": {"like": "properties on the final %"}}
+    )
     before = query.count()
     run.base.extras.set(props.PROPERTIES_EXTRA, ["phonons"])
     script = tmp_path / "submit_twice.py"
@@ -320,21 +340,22 @@ def test_submission_is_idempotent(finished_al_run, daemon_verdi, tmp_path):
         result = daemon_verdi("run", str(script), str(run.pk))
         lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
         assert lines, result.stdout + result.stderr[-3000:]
-        shown = json.loads(lines[-1].removeprefix("RESULT "))
-        assert [messages for _, messages in shown["calls"]] == [[], [], []]
-        runs = [mapping for mapping, _ in shown["calls"]]
-        assert runs[0] == runs[1] == runs[2] and set(runs[0]) == {"phonons"}
-        pk = runs[0]["phonons"]
-        assert shown["rows"] == [["phonons", pk]]
+        calls = json.loads(lines[-1].removeprefix("RESULT "))["calls"]
+        pk = calls[0][0]
+        assert pk is not None and [extra for extra, _ in calls] == [pk, pk, pk]
+        assert calls[0][1] == [f"submitted PropertiesWorkChain<{pk}> (phonons)"]
+        assert calls[2][1] == []
         daemon_verdi("process", "kill", str(pk), "--timeout", "60")
         get_manager().get_profile_storage().get_session().expire_all()  # extras written by the other process
-        assert run.base.extras.get(props.RUNS_EXTRA) == {"phonons": pk}
+        assert run.base.extras.get(props.RUNS_EXTRA) == pk
         node = orm.load_node(pk)
-        assert node.process_label == "PhononsWorkChain"
+        assert node.process_label == "PropertiesWorkChain" and node.inputs.properties.get_list() == [
+            "phonons"
+        ]
+        assert node.inputs.trust.get_dict()["lo"] == run.outputs.iterations["trust"]["lo"]
         results = ResultsModel(figure_folder=tmp_path)
         results.load(run.pk)  # the poller's path: nothing new is submitted
         results.run_properties()  # nor by the button
-        assert [(row["label"], row["pk"]) for row in results.properties] == [("phonons", pk)]
         assert query.count() == before + 1
     finally:
         run.base.extras.delete(props.PROPERTIES_EXTRA)

@@ -16,6 +16,7 @@ from aiida.engine import run_get_node
 
 from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.data import StructureSetData
+from aiida_mofmlp.workflows.active_learning.settings import resolve_parameters
 from aiida_mofmlp.workflows.active_learning.strategies import ramp_decision
 from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
 from aiida_mofmlp.workflows.selection.base import select_frames
@@ -25,7 +26,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::Depre
 NOT_CONVERGED = ActiveLearningWorkChain.exit_codes.WARNING_NOT_CONVERGED.status
 
 
-def _run(codes_needed, overrides: str, tmp_path_factory, extra_candidates=None):
+#: the loop's last step in the ramp run: a thermal expansion at tiny settings on the final ensemble
+TINY_EXPANSION = {
+    "temperatures": [150.0],
+    "vdos": {"temperature": 150.0, "steps": 40, "dump_interval": 2},
+    "md": {"md": {"parameters": {"steps": 60, "dump_interval": 10, "thermo_interval": 10}}},
+}
+
+
+def _run(codes_needed, overrides: str, tmp_path_factory, extra_candidates=None, **inputs):
     from aiida_mofmlp.cli.demo import demo_builder
     from aiida_mofmlp.cli.setup import ensure_codes, ensure_localhost
 
@@ -36,6 +45,8 @@ def _run(codes_needed, overrides: str, tmp_path_factory, extra_candidates=None):
     builder = demo_builder(codes, tmp_path_factory.mktemp(overrides), overrides)
     if extra_candidates is not None:
         builder.extra_candidates = extra_candidates
+    for key, value in inputs.items():
+        builder[key] = value
     _, node = run_get_node(builder)
     if "iterations" in node.outputs:  # the iteration table, for the record (pytest -s shows it)
         print(f"\n{overrides}: exit {node.exit_status}")
@@ -63,7 +74,11 @@ def _extra_candidates() -> dict:
 @pytest.fixture(scope="module")
 def ramp_run(aiida_profile, tmp_path_factory):
     needed = ("xtb", "train", "md", "deviation")
-    return _run(needed, "tiny_temperature_ramp", tmp_path_factory, _extra_candidates())
+    properties = {
+        "properties": orm.List(["thermal expansion"]),
+        "property_overrides": orm.Dict({"thermal_expansion": TINY_EXPANSION}),
+    }
+    return _run(needed, "tiny_temperature_ramp", tmp_path_factory, _extra_candidates(), **properties)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +110,27 @@ def test_temperature_ramp_schedule_stop_rule_and_table(ramp_run):
         assert parameters["ensemble"] == "npt" and parameters["temperature"] == 100.0
     assert len(node.outputs.history.displaced_01) == 2
     assert "validation" in node.outputs and node.outputs.validation["n_frames"] >= 1
+
+
+def test_properties_run_as_the_loops_last_step_with_its_trust_window(ramp_run):
+    node = ramp_run
+    (properties,) = _called(node, "properties")
+    assert properties.process_label == "PropertiesWorkChain"
+    assert properties.is_finished_ok, properties.exit_message
+    assert {label: model.pk for label, model in properties.inputs.models.items()} == {
+        label: model.pk for label, model in node.outputs.models.items()
+    }  # the final ensemble
+    loop_trust = resolve_parameters(node.inputs.parameters.get_dict())["trust"]
+    (expansion,) = _called(properties, "thermal_expansion")
+    assert expansion.process_label == "ThermalExpansionWorkChain" and expansion.is_finished_ok
+    levels = expansion.inputs.trust_levels.get_dict()
+    assert (levels["lo"], levels["hi"]) == (loop_trust["lo"], loop_trust["hi"])
+    assert expansion.inputs.temperatures.get_list() == [150.0]  # the overrides reached the property
+    query = orm.QueryBuilder().append(orm.WorkflowNode, filters={"id": node.pk}, tag="loop")
+    descendants = set(query.append(orm.ProcessNode, with_ancestors="loop", project="id").all(flat=True))
+    assert expansion.pk in descendants  # property results are descendants of the loop
+    assert "lattice" in properties.outputs.thermal_expansion  # outputs come back under the key
+    assert properties.outputs.thermal_expansion.lattice.pk == expansion.outputs.lattice.pk
 
 
 def test_cbad_picks_fill_new_bins_and_are_reproducible(ramp_run):

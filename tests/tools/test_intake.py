@@ -337,3 +337,44 @@ def test_load_cif_reports_every_structural_error(aiida_profile):
         load_cif(DATA / "overlap_pbc.cif", r_cut=6.0)
     assert info.value.kinds == ["cell_too_small", "overlap"]
     assert "2 problem(s)" in str(info.value)
+
+
+# --- the same intake in an isolated child process (the app's kernel uses it) -----------------------------
+
+
+def test_isolated_intake_gives_what_load_cif_gives(aiida_profile):
+    from aiida_mofmlp.tools.intake_isolated import load_cif_isolated
+
+    structure, issues = load_cif_isolated(DATA / "benzene_missing_h.cif")
+    reference, reference_issues = load_cif(DATA / "benzene_missing_h.cif")
+    assert structure.get_formula() == reference.get_formula() == "C6H"
+    assert structure.label == reference.label == "benzene_missing_h"
+    assert np.allclose(structure.get_ase().positions, reference.get_ase().positions)
+    assert np.allclose(structure.cell, reference.cell)
+    assert [(i.kind, i.message) for i in issues] == [(i.kind, i.message) for i in reference_issues]
+    repeated, _ = load_cif_isolated(DATA / "methane_p1.cif", r_cut=6.0, supercell=(2, 2, 2))
+    assert len(repeated.sites) == 40
+
+
+def test_isolated_intake_passes_errors_with_their_details(aiida_profile):
+    from aiida_mofmlp.tools.intake_isolated import load_cif_isolated
+
+    with pytest.raises(StructureIntakeError) as info:
+        load_cif_isolated(DATA / "overlap_pbc.cif", r_cut=6.0)
+    assert info.value.kinds == ["cell_too_small", "overlap"]
+    assert info.value.issues[0].details["supercell"] == [2, 2, 2]
+    with pytest.raises(ValueError, match="three positive integers"):
+        load_cif_isolated(DATA / "methane_p1.cif", supercell=(0, 1, 1))
+    with pytest.raises(StructureIntakeError, match=r"unparseable\.cif") as info:
+        load_cif_isolated(DATA / "unparseable.cif")
+    assert info.value.kind == "unreadable"
+
+
+def test_isolated_intake_refuses_what_exceeds_its_time_or_memory(aiida_profile):
+    from aiida_mofmlp.tools.intake_isolated import load_cif_isolated
+
+    with pytest.raises(StructureIntakeError, match=r"more than 0.05 s; refused") as info:
+        load_cif_isolated(DATA / "methane_p1.cif", timeout=0.05)
+    assert info.value.kind == "too_large"
+    with pytest.raises(StructureIntakeError, match=r"out of memory\) within its limits of 60 s and 40 MiB"):
+        load_cif_isolated(DATA / "methane_p1.cif", memory=40 * 1024**2)

@@ -698,8 +698,47 @@ def load_cif(
     problem; returns the structure and the warnings, which are also issued as
     :class:`StructureIntakeWarning`.
     """
+
+    atoms, warnings_ = checked_cif_atoms(
+        source,
+        r_cut,
+        min_distance,
+        supercell=supercell,
+        merge_distance=merge_distance,
+        occupancy_tolerance=occupancy_tolerance,
+        check_hydrogens=check_hydrogens,
+        block=block,
+        max_atoms=max_atoms,
+        max_cell_length=max_cell_length,
+    )
+    name = atoms.info["source"]
+    IntakeReport(warnings=warnings_).emit_warnings(name)
+    return structure_from_atoms(atoms), warnings_
+
+
+def structure_from_atoms(atoms: Atoms) -> StructureData:
+    """The unstored ``StructureData`` of checked ``atoms``, labelled with the framework's name."""
     from aiida.orm import StructureData
 
+    structure = StructureData(ase=atoms)
+    structure.label = Path(str(atoms.info.get("source", "structure"))).stem  # e.g. "MIL-47", for queries
+    return structure
+
+
+def checked_cif_atoms(
+    source: str | os.PathLike | CifData,
+    r_cut: float | None = None,
+    min_distance: float = 0.5,
+    *,
+    supercell: tuple[int, int, int] | Literal["auto"] | None = None,
+    merge_distance: float = 0.1,
+    occupancy_tolerance: float = 0.01,
+    check_hydrogens: bool = True,
+    block: str | int | None = None,
+    max_atoms: int = MAX_ATOMS,
+    max_cell_length: float = MAX_CELL_LENGTH,
+) -> tuple[Atoms, list[IntakeIssue]]:
+    """The reading and checks of :func:`load_cif` without AiiDA: ``(atoms, warnings)``, or raises."""
     atoms, labels, issues = read_cif_atoms(
         source,
         merge_distance=merge_distance,
@@ -726,8 +765,4 @@ def load_cif(
         atoms.info["supercell"] = list(repeat)
     report = check_structure(atoms, r_cut, min_distance, labels=labels, check_hydrogens=check_hydrogens)
     report.raise_for_errors(name)
-    report.warnings[:0] = issues
-    report.emit_warnings(name)
-    structure = StructureData(ase=atoms)
-    structure.label = Path(str(name)).stem  # the framework's name, for queries (e.g. "MIL-47")
-    return structure, report.warnings
+    return atoms, issues + report.warnings

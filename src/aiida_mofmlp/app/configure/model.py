@@ -14,6 +14,7 @@ import traitlets as tl
 
 from aiida_mofmlp.app.messages import readable_error
 from aiida_mofmlp.common.trust import DEFAULT_TRUST, TrustWindow
+from aiida_mofmlp.workflows.properties.registry import PROPERTIES
 
 #: stages of the loop with a code and CalcJob options (the keys of get_builder_from_protocol's ``options``)
 STAGES = ("xtb", "cp2k", "raspa", "train", "md", "deviation")
@@ -29,14 +30,7 @@ STAGE_LABELS = {
 #: packaged size presets (workflows/protocols/overrides) a user can start from
 SIZE_PRESETS = {"protocol": None, "demo": "demo", "tiny": "tiny"}
 #: property work chains offered when their entry point loads (label -> entry point)
-PROPERTY_WORKFLOWS = {
-    "adsorption": "mofmlp.properties.adsorption",
-    "diffusion": "mofmlp.properties.diffusion",
-    "thermal expansion": "mofmlp.properties.thermal_expansion",
-    "melt-quench": "mofmlp.properties.melt_quench",
-    "phonons": "mofmlp.properties.phonons",
-    "model card": "mofmlp.properties.model_card",
-}
+PROPERTY_WORKFLOWS = {entry.label: entry.entry_point for entry in PROPERTIES.values()}
 SHIPPED_FOUNDATION = "shipped small MOF foundation"
 
 

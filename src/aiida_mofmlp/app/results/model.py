@@ -208,6 +208,10 @@ class ResultsModel(tl.HasTraits):
         elif not node.is_terminated:
             note = "the ticked properties run on the final ensemble when the loop ends"
         runs = props.property_runs(node)
+        parent = props.properties_run(node)
+        if parent is not None and parent.is_terminated and not parent.is_finished_ok:
+            why = parent.exit_message or f"exit status {parent.exit_status}"
+            note = "\n".join(line for line in (note, f"PropertiesWorkChain<{parent.pk}>: {why}") if line)
         rows = []
         for label in ticked:
             row = {"label": label, "pk": runs.get(label), "state": "not submitted", "exit_message": ""}

@@ -1,54 +1,30 @@
-"""The property work chains ticked in Configure, run on the loop's final ensemble once the loop has ended.
+"""The properties ticked in Configure: run by the loop itself, or afterwards on its final ensemble.
 
-The submit step records the ticked labels (:data:`~aiida_mofmlp.app.configure.model.PROPERTY_WORKFLOWS`)
-in the loop node's extra :data:`PROPERTIES_EXTRA`. When the loop has ended with a usable ensemble (finished
-ok, or a ``WARNING_*`` exit such as 410 not converged, with ``models`` outputs), :func:`submit_properties`
-submits one work chain per label, each from its own ``get_builder_from_protocol`` exactly as the
-``examples/`` scripts call it on a loop's final ensemble, with the loop's codes and protocol; the new pks go
-to the extra :data:`RUNS_EXTRA` (``{label: pk}``) so that nothing is submitted twice.
-:func:`property_builders` makes the builders without storing or submitting anything.
+The submit step gives the loop the ticked properties (input ``properties``, plus ``property_codes`` for
+kinds the loop does not use) and records the labels in the extra :data:`PROPERTIES_EXTRA`; the loop then
+ends with a ``PropertiesWorkChain`` (:mod:`aiida_mofmlp.workflows.properties.selected`), so every property
+run is a descendant of the loop. A loop that ended without one (submitted before, or a property list ticked
+later) gets one from :func:`submit_properties`, built by ``PropertiesWorkChain.get_builder_for_loop``; its pk
+goes to the extra :data:`RUNS_EXTRA` so that nothing is submitted twice. The app never submits a single
+property work chain itself.
 """
 
 from __future__ import annotations
 
 import threading
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiida import orm
+from aiida.common.links import LinkType
+
+from aiida_mofmlp.workflows.properties.registry import PROPERTIES, property_key
+from aiida_mofmlp.workflows.properties.selected import loop_codes
 
 #: loop-node extra: the property labels ticked in Configure (written by the submit step)
 PROPERTIES_EXTRA = "mofmlp_app_properties"
-#: loop-node extra: ``{label: pk}`` of the property work chains submitted on the final ensemble
-RUNS_EXTRA = "mofmlp_app_property_runs"
-#: input namespace of ActiveLearningWorkChain -> code kind (:data:`aiida_mofmlp.common.codes.CODES`)
-LOOP_CODE_NAMESPACES = {
-    "md": "md",
-    "deviation": "deviation",
-    "raspa": "raspa",
-    "xtb_labelling": "xtb",
-    "labelling": "cp2k",
-    "training": "train",
-}
-#: code kinds each property work chain takes (the loop's codes first, else the setup's on its computer)
-PROPERTY_CODES = {
-    "adsorption": ("md", "widom", "raspa", "xtb", "deviation"),
-    "diffusion": ("md", "deviation"),
-    "thermal expansion": ("md", "deviation"),
-    "melt-quench": ("md", "deviation"),
-    "phonons": ("phonons", "deviation"),
-    "model card": ("phonons", "md", "deviation"),
-}
-#: code kinds without which a property cannot run
-REQUIRED_CODES = {
-    "adsorption": ("md", "widom"),
-    "diffusion": ("md",),
-    "thermal expansion": ("md",),
-    "melt-quench": ("md",),
-    "phonons": ("phonons",),
-    "model card": ("phonons",),
-}
+#: loop-node extra: pk of the PropertiesWorkChain the app submitted on an ended loop's final ensemble
+RUNS_EXTRA = "mofmlp_app_properties_run"
 
 _SUBMIT_LOCK = threading.Lock()  # two callers in one kernel (refresh, button) never submit the same run twice
 
@@ -62,9 +38,24 @@ def ticked_properties(run: orm.ProcessNode) -> list[str]:
     return list(run.base.extras.get(PROPERTIES_EXTRA, []) or [])
 
 
+def properties_run(run: orm.ProcessNode) -> orm.ProcessNode | None:
+    """The PropertiesWorkChain on ``run``'s ensemble: the loop's own, else the one the app submitted."""
+    called = run.base.links.get_outgoing(link_type=LinkType.CALL_WORK, link_label_filter="properties").all()
+    if called:
+        return called[-1].node
+    pk = run.base.extras.get(RUNS_EXTRA, None)
+    return orm.load_node(int(pk)) if pk is not None else None
+
+
 def property_runs(run: orm.ProcessNode) -> dict[str, int]:
-    """``{label: pk}`` of the property work chains already submitted on ``run``'s final ensemble."""
-    return {label: int(pk) for label, pk in (run.base.extras.get(RUNS_EXTRA, {}) or {}).items()}
+    """``{label: pk}`` of the property work chains started so far on ``run``'s final ensemble."""
+    parent = properties_run(run)
+    if parent is None:
+        return {}
+    children = parent.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
+    return {
+        PROPERTIES[link.link_label].label: link.node.pk for link in children if link.link_label in PROPERTIES
+    }
 
 
 def ensemble_problem(run: orm.ProcessNode) -> str | None:
@@ -91,29 +82,16 @@ def ensemble_problem(run: orm.ProcessNode) -> str | None:
     )
 
 
-def loop_codes(run: orm.ProcessNode) -> dict[str, orm.AbstractCode]:
-    """The codes the loop ran with (the ones chosen in Configure), by kind (``md``, ``deviation``, ...)."""
-    codes: dict[str, orm.AbstractCode] = {}
-    for link in run.base.links.get_incoming(node_class=orm.AbstractCode).all():
-        kind = LOOP_CODE_NAMESPACES.get(link.link_label.split("__")[0])
-        if kind is not None:
-            codes.setdefault(kind, link.node)
-    return codes
-
-
-def property_codes(run: orm.ProcessNode, labels: Sequence[str]) -> dict[str, orm.AbstractCode | None]:
-    """Codes for the properties ``labels``: the loop's, else ``aiida-mofmlp setup``'s code of that kind on
-    the computer of the loop's MD code (then on its default computer); None where there is none."""
+def setup_codes(kinds, computer: str | None) -> dict[str, orm.AbstractCode | None]:
+    """``aiida-mofmlp setup``'s code of each kind on ``computer`` (then on its default computer), or None."""
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
     from aiida_mofmlp.common.codes import CODES, code_label
 
-    codes: dict[str, orm.AbstractCode | None] = dict(loop_codes(run))
-    computer = codes["md"].computer.label if codes.get("md") is not None else None
-    kinds = {kind for label in labels for kind in PROPERTY_CODES.get(label, ())}
-    for kind in sorted(kinds - set(codes)):
-        candidates = [f"{CODES[kind][0]}@{computer}"] if computer else []
+    codes: dict[str, orm.AbstractCode | None] = {}
+    for kind in sorted(kinds):
         codes[kind] = None
+        candidates = [f"{CODES[kind][0]}@{computer}"] if computer else []
         for candidate in [*candidates, code_label(kind)]:
             try:
                 codes[kind] = orm.load_code(candidate)
@@ -123,163 +101,57 @@ def property_codes(run: orm.ProcessNode, labels: Sequence[str]) -> dict[str, orm
     return codes
 
 
-def run_protocol(run: orm.ProcessNode) -> str | None:
-    """The protocol the loop ran with (its parameters' ``protocol``)."""
-    return run.inputs.parameters.get_dict().get("protocol")
+def codes_for_properties(
+    labels: Sequence[str], codes: dict[str, orm.AbstractCode | None]
+) -> dict[str, orm.AbstractCode | None]:
+    """``codes`` (the loop's) completed with setup's codes of the kinds the properties ``labels`` take, on
+    the computer of the ``md`` code; None where there is none."""
+    computer = codes["md"].computer.label if codes.get("md") is not None else None
+    kinds = {kind for label in labels for kind in PROPERTIES[property_key(label)].codes}
+    return {**codes, **setup_codes(kinds - {k for k, code in codes.items() if code is not None}, computer)}
 
 
-def loaded_frame_index(frames) -> int | None:
-    """Index of the starting frame with the most guests (``info['loading']``), or None when none has one."""
-    best, index = 0, None
-    for position, atoms in enumerate(frames.iter_frames()):
-        loading = int(atoms.info.get("loading", 0) or 0)
-        if loading > best:
-            best, index = loading, position
-    return index
-
-
-def property_builders(
-    run: orm.ProcessNode,
-    labels: Sequence[str],
-    codes: Mapping[str, orm.AbstractCode | None],
-    protocol: str | None = None,
-    loaded=None,
-) -> dict:
-    """``{label: builder}`` of the property work chains ``labels`` on ``run``'s final ensemble.
-
-    Each builder comes from its work chain's ``get_builder_from_protocol``, called as the ``examples/``
-    scripts call it with a loop's final ensemble: the loop's framework (``inputs.structure``), guest and
-    ``models`` outputs, ``codes`` by kind and ``protocol``. ``loaded`` (diffusion only) is a StructureSetData
-    whose frame 0 holds guests. Nothing is stored or submitted; PropertyError says what is missing.
-    """
-    from aiida.plugins import WorkflowFactory
-
-    from aiida_mofmlp.app.configure.model import PROPERTY_WORKFLOWS
-
-    problem = ensemble_problem(run)
-    if problem:
-        raise PropertyError(problem)
-    structure = run.inputs.structure
-    guest = run.inputs.guest if "guest" in run.inputs else None
-    models = dict(run.outputs.models)
-    ensemble = len(models) > 1
-    builders = {}
-    for label in labels:
-        if label not in PROPERTY_WORKFLOWS:
-            raise PropertyError(f"property {label!r} is not known; valid: {', '.join(PROPERTY_WORKFLOWS)}")
-        missing = [kind for kind in REQUIRED_CODES[label] if codes.get(kind) is None]
-        if missing:
-            raise PropertyError(
-                f"{label}: no code for {missing}; run `aiida-mofmlp setup` so that the codes exist"
-            )
-        cls = WorkflowFactory(PROPERTY_WORKFLOWS[label])
-        deviation = codes.get("deviation") if ensemble else None
-        if label == "adsorption":
-            if guest is None:
-                raise PropertyError("adsorption: the run has no guest (empty framework); nothing adsorbs")
-            builder = cls.get_builder_from_protocol(
-                {kind: codes.get(kind) for kind in ("md", "widom", "raspa", "xtb")},
-                structure,
-                guest,
-                models,
-                protocol=protocol,
-                deviation_code=codes.get("deviation"),
-            )
-        elif label == "diffusion":
-            if loaded is None:
-                raise PropertyError(
-                    "diffusion: needs a frame with guests (the loop's loaded starting frame); the run has "
-                    "none (empty framework or no `history.starting_frames`)"
-                )
-            builder = cls.get_builder_from_protocol(
-                codes["md"], loaded, models, protocol=protocol, deviation_code=codes.get("deviation")
-            )
-        elif label in ("thermal expansion", "melt-quench"):
-            builder = cls.get_builder_from_protocol(
-                codes["md"], structure, models, protocol=protocol, deviation_code=deviation
-            )
-        elif label == "phonons":
-            builder = cls.get_builder_from_protocol(
-                codes["phonons"], structure, models, protocol=protocol, deviation_code=deviation
-            )
-        else:  # model card
-            builder = cls.get_builder_from_protocol(
-                codes["phonons"],
-                structure,
-                models,
-                md_code=codes.get("md"),
-                guest=guest,
-                validation_frames=run.outputs.validation_frames
-                if "validation_frames" in run.outputs
-                else None,
-                protocol=protocol,
-                deviation_code=deviation,
-            )
-        builders[label] = builder
-    return builders
-
-
-def loaded_frame(run: orm.ProcessNode):
-    """The loop's starting frame with the most guests as a one-frame StructureSetData (a calcfunction,
-    ``subset_frames``, records where it came from), or None when the run has no such frame."""
-    from aiida_mofmlp.workflows.functions.xtb import subset_frames
-
-    history = run.outputs.history if "history" in run.outputs else {}
-    if "starting_frames" not in history:
-        return None
-    frames = history["starting_frames"]
-    index = loaded_frame_index(frames)
-    if index is None:
-        return None
-    return subset_frames(frames, orm.List([index]))
+def property_codes(run: orm.ProcessNode, labels: Sequence[str]) -> dict[str, orm.AbstractCode | None]:
+    """Codes for the properties ``labels`` on an ended loop: the loop's, else setup's (None: none)."""
+    return codes_for_properties(labels, dict(loop_codes(run)))
 
 
 def submit_properties(run: orm.ProcessNode) -> tuple[dict[str, int], list[str]]:
-    """Submit the ticked properties of the ended ``run`` not submitted yet; ``({label: pk}, messages)``.
+    """Make sure a PropertiesWorkChain runs the ticked properties on the ended ``run``; ``({label: pk},
+    messages)``.
 
-    Idempotent: the pks are kept in the extra :data:`RUNS_EXTRA` and a label found there is never submitted
-    again. PropertyError when the loop has no usable final ensemble (or has not ended) or the daemon is not
-    running; a property that cannot be built or submitted gives a message and the others still go, and
-    the builders' warnings (e.g. NPT with a model trained without stress) are messages too. Call it from
-    the thread that loaded the AiiDA profile (the kernel's): AiiDA stores nodes only from that one.
+    Nothing is submitted when the loop ran them itself or the app already submitted one (extra
+    :data:`RUNS_EXTRA`). PropertyError when the loop has no usable final ensemble (or has not ended), the
+    daemon is not running, or the properties cannot run (a missing code, no guest). Call it from the thread
+    that loaded the AiiDA profile (the kernel's): AiiDA stores nodes only from that one.
     """
     from aiida.engine import submit
 
-    from aiida_mofmlp.app.messages import daemon_status, readable_error
+    from aiida_mofmlp.app.messages import daemon_status
+    from aiida_mofmlp.workflows.properties.selected import PropertiesWorkChain
 
     with _SUBMIT_LOCK:
-        runs = property_runs(run)
-        pending = [label for label in ticked_properties(run) if label not in runs]
-        if not pending:
-            return runs, []
+        ticked = ticked_properties(run)
+        if not ticked or properties_run(run) is not None:
+            return property_runs(run), []
         problem = ensemble_problem(run)
         if problem:
             raise PropertyError(problem)
         running, sentence = daemon_status()
         if not running:
             raise PropertyError(
-                f"the ticked properties ({', '.join(pending)}) were not submitted: {sentence} "
+                f"the ticked properties ({', '.join(ticked)}) were not submitted: {sentence} "
                 "(or press 'Run ticked properties')"
             )
-        codes = property_codes(run, pending)
-        protocol = run_protocol(run)
-        messages = []
-        for label in pending:
-            try:
-                loaded = loaded_frame(run) if label == "diffusion" else None
-                with warnings.catch_warnings(record=True) as caught:  # e.g. NPT without stress labels
-                    warnings.simplefilter("always", UserWarning)
-                    builder = property_builders(run, [label], codes, protocol, loaded)[label]
-                messages += [f"{label}: {warning.message}" for warning in caught]
-                builder.metadata.label = f"{label} on the final ensemble of {run.process_label}<{run.pk}>"
-                builder.metadata.description = "submitted from the aiida-mofmlp AiiDAlab app"
-                node = submit(builder)
-            except Exception as error:
-                messages.append(readable_error(error, f"submitting {label}"))
-                continue
-            runs[label] = node.pk
-            run.base.extras.set(RUNS_EXTRA, runs)
-        return runs, messages
+        codes = {kind: code for kind, code in property_codes(run, ticked).items() if code is not None}
+        try:
+            builder = PropertiesWorkChain.get_builder_for_loop(run, ticked, codes)
+            builder.metadata.description = "submitted from the aiida-mofmlp AiiDAlab app"
+            node = submit(builder)
+        except ValueError as error:  # the inputs' validators name what is missing
+            raise PropertyError(f"the ticked properties cannot run: {error}") from error
+        run.base.extras.set(RUNS_EXTRA, node.pk)
+        return {}, [f"submitted PropertiesWorkChain<{node.pk}> ({', '.join(ticked)})"]
 
 
 def property_figures(label: str, node: orm.ProcessNode, folder: str | Path) -> dict[str, str]:

@@ -1,18 +1,30 @@
 """Structure step: a CIF (uploaded, or from RASPA2's framework library) or a stored StructureData.
 
-Intake (:func:`aiida_mofmlp.tools.intake.load_cif`) runs on every choice; its errors and warnings are kept
-as readable lines, and a too-small cell offers the suggested supercell.
+Intake runs on every choice, in a child process with time and memory limits
+(:func:`aiida_mofmlp.tools.intake_isolated.load_cif_isolated`): no CIF can stall or exhaust the kernel;
+its errors and warnings are kept as readable lines, and a too-small cell offers the suggested supercell.
 """
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import traitlets as tl
 
 from aiida_mofmlp.app.messages import readable_error
 from aiida_mofmlp.app.uploads import UploadFolder
+
+
+@dataclass
+class IntakeOutcome:
+    """What reading one CIF gave: the checked atoms, or errors and a suggested supercell; warnings."""
+
+    path: Path
+    atoms: object = None  # ase.Atoms when accepted
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    supercell: list = field(default_factory=list)
 
 
 def raspa_framework_folder() -> Path | None:
@@ -53,6 +65,9 @@ class StructureModel(tl.HasTraits):
     suggested_supercell = tl.List(tl.Int(), default_value=[])  # repeat fixing a too-small cell
     r_cut = tl.Float(0.0)  # Å the cell must hold (0: no check)
     summary = tl.Unicode("")
+    busy = tl.Unicode("")  # what intake is reading now ("" when idle)
+    #: keyword arguments of load_cif_isolated (timeout, memory, max_atoms, max_cell_length) for this app
+    intake_limits = tl.Dict()
 
     _cif_path: Path | None = None
     _uploads: UploadFolder | None = None  # the latest uploaded CIF (the previous one is removed)
@@ -60,18 +75,27 @@ class StructureModel(tl.HasTraits):
     # --- choices ------------------------------------------------------------------------------------
     def load_upload(self, name: str, content: bytes) -> bool:
         """Intake of an uploaded CIF (file ``name``, bytes ``content``); True when accepted."""
+        return self.load_cif_file(self.keep_upload(name, content))
+
+    def keep_upload(self, name: str, content: bytes) -> Path:
+        """Write an uploaded file to this model's upload folder (the previous upload is removed)."""
         if self._uploads is None:
             self._uploads = UploadFolder("mofmlp-upload-")
-        return self.load_cif_file(self._uploads.put(name, content))
+        return self._uploads.put(name, content)
 
     def load_raspa_framework(self, name: str) -> bool:
         """Intake of RASPA2's framework ``name``.cif; True when accepted."""
+        path = self.raspa_framework_path(name)
+        return path is not None and self.load_cif_file(path)
+
+    def raspa_framework_path(self, name: str) -> Path | None:
+        """The CIF of RASPA2's framework ``name``, or None (and the refusal shown) when there is none."""
         folder = raspa_framework_folder()
         path = folder / f"{name}.cif" if folder else None
         if path is None or not path.is_file():
             self._fail(name, [f"RASPA2 has no framework {name!r}; valid: one of its CIF library's names"])
-            return False
-        return self.load_cif_file(path)
+            return None
+        return path
 
     def load_stored(self, pk: int) -> bool:
         """A StructureData already in the profile, checked by intake's structure checks."""
@@ -97,31 +121,48 @@ class StructureModel(tl.HasTraits):
 
     def load_cif_file(self, path: str | Path, supercell: tuple[int, int, int] | None = None) -> bool:
         """Intake of the CIF at ``path`` (repeated by ``supercell``); True when accepted."""
-        from aiida_mofmlp.tools.intake import StructureIntakeError, load_cif
+        return self.accept(self.read_cif_file(path, supercell))
+
+    def read_cif_file(self, path: str | Path, supercell: tuple[int, int, int] | None = None) -> IntakeOutcome:
+        """Read and check the CIF at ``path`` in an isolated child; no AiiDA node, no trait is touched, so
+        it may run in a worker thread (then :meth:`accept` the outcome in the kernel's thread)."""
+        from aiida_mofmlp.tools.intake import StructureIntakeError
+        from aiida_mofmlp.tools.intake_isolated import read_cif_isolated
 
         path = Path(path)
-        self._cif_path = path
+        outcome = IntakeOutcome(path=path)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                structure, issues = load_cif(path, r_cut=self.r_cut or None, supercell=supercell)
+            outcome.atoms, outcome.warnings = read_cif_isolated(
+                path, r_cut=self.r_cut or None, supercell=supercell, **self.intake_limits
+            )
         except StructureIntakeError as error:
-            supercell_fix = [issue.details.get("supercell") for issue in error.issues]
-            self._accept_report(path.name, None, error.issues, [])
-            self.suggested_supercell = next((list(fix) for fix in supercell_fix if fix), [])
-            return False
+            outcome.errors = [str(issue) for issue in error.issues]
+            fixes = [issue.details.get("supercell") for issue in error.issues]
+            outcome.supercell = next((list(fix) for fix in fixes if fix), [])
         except Exception as error:  # e.g. an unreadable file that the CIF tokenizer chokes on
-            self._fail(path.name, [readable_error(error, f"reading {path.name}")])
-            return False
-        self._accept_report(path.name, structure, [], issues)
-        self.suggested_supercell = []
-        return True
+            outcome.errors = [readable_error(error, f"reading {path.name}")]
+        return outcome
+
+    def accept(self, outcome: IntakeOutcome) -> bool:
+        """Take a :meth:`read_cif_file` outcome as the chosen structure (kernel thread: makes the node)."""
+        from aiida_mofmlp.tools.intake import structure_from_atoms
+
+        self._cif_path = outcome.path
+        structure = structure_from_atoms(outcome.atoms) if outcome.atoms is not None else None
+        self._accept_report(outcome.path.name, structure, outcome.errors, outcome.warnings)
+        self.suggested_supercell = list(outcome.supercell)
+        return structure is not None
 
     def apply_suggested_supercell(self) -> bool:
         """Reload the last CIF repeated by the suggested supercell (the one-click fix)."""
+        request = self.supercell_request()
+        return request is not None and self.load_cif_file(*request)
+
+    def supercell_request(self) -> tuple[Path, tuple[int, ...]] | None:
+        """``(path, supercell)`` of the one-click fix, or None when there is nothing to repeat."""
         if not self.suggested_supercell or self._cif_path is None:
-            return False
-        return self.load_cif_file(self._cif_path, supercell=tuple(self.suggested_supercell))
+            return None
+        return self._cif_path, tuple(self.suggested_supercell)
 
     # --- state --------------------------------------------------------------------------------------
     def _fail(self, source: str, errors: list[str]) -> None:

@@ -3,12 +3,54 @@
 from __future__ import annotations
 
 import html
+import threading
+from pathlib import Path
 
 import ipywidgets as ipw
 
 from aiida_mofmlp.app.messages import as_html_list, readable_error
 from aiida_mofmlp.app.structure.model import StructureModel, raspa_frameworks, stored_structures
 from aiida_mofmlp.app.viewer import show_structure, structure_viewer
+
+
+def kernel_loop():
+    """The IPython kernel's event loop (in the thread that loaded the profile), or None outside one."""
+    try:
+        from IPython import get_ipython
+
+        return getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+    except Exception:
+        return None
+
+
+class IntakeJob:
+    """``read()`` in a worker thread, then ``finish(result)`` in the kernel's thread.
+
+    Outside a kernel (headless tests) ``finish`` waits for :meth:`wait`, called from the thread that
+    loaded the profile.
+    """
+
+    def __init__(self, read, finish) -> None:
+        self._finish, self._loop = finish, kernel_loop()
+        self._result, self.finished = None, False
+        self.thread = threading.Thread(target=self._work, args=(read,), name="mofmlp-intake", daemon=True)
+        self.thread.start()
+
+    def _work(self, read) -> None:
+        self._result = read()
+        if self._loop is not None:
+            self._loop.add_callback(self._complete)
+
+    def _complete(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._finish(self._result)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Join the worker and, outside a kernel, finish here."""
+        self.thread.join(timeout)
+        if self._loop is None and not self.thread.is_alive():
+            self._complete()
 
 
 class StructureView(ipw.VBox):
@@ -62,14 +104,15 @@ class StructureView(ipw.VBox):
             ],
             **kwargs,
         )
+        self._job: IntakeJob | None = None
         self.upload.observe(self._on_upload, "value")
-        self.library_button.on_click(
-            lambda _: self._run(lambda: model.load_raspa_framework(self.library.value))
-        )
+        self.library_button.on_click(lambda _: self._start(model.raspa_framework_path(self.library.value)))
         self.stored_button.on_click(lambda _: self._run(lambda: model.load_stored(self.stored.value)))
-        self.supercell_button.on_click(lambda _: self._run(model.apply_suggested_supercell))
+        self.supercell_button.on_click(lambda _: self._start(*(model.supercell_request() or (None,))))
         ipw.link((model, "r_cut"), (self.r_cut, "value"))
-        model.observe(self._render, ["structure", "errors", "warnings", "suggested_supercell", "summary"])
+        model.observe(
+            self._render, ["structure", "errors", "warnings", "suggested_supercell", "summary", "busy"]
+        )
         self.refresh_stored()
 
     def refresh_stored(self) -> None:
@@ -83,7 +126,31 @@ class StructureView(ipw.VBox):
         if not files:
             return
         item = files[0]
-        self._run(lambda: self.model.load_upload(item["name"], bytes(item["content"])))
+        self._start(self.model.keep_upload(item["name"], bytes(item["content"])))
+
+    def _start(self, path: Path | None, supercell: tuple[int, ...] | None = None) -> IntakeJob | None:
+        """Read the CIF ``path`` in a worker thread (the kernel keeps answering), one at a time; the outcome
+        is accepted in the kernel's thread, which alone may make AiiDA nodes."""
+        if path is None:
+            return None
+        if self._job is not None and not self._job.finished:
+            self.model.errors = [f"still reading {self.model.busy}; choose again when it has finished"]
+            return None
+        self.model.busy = path.name
+        self._set_choosing(False)
+        self._job = IntakeJob(lambda: self.model.read_cif_file(path, supercell), self._finish)
+        return self._job
+
+    def _finish(self, outcome) -> None:
+        try:
+            self._run(lambda: self.model.accept(outcome))
+        finally:  # the controls first: the result shows when busy is cleared
+            self._set_choosing(True)
+            self.model.busy = ""
+
+    def _set_choosing(self, enabled: bool) -> None:
+        for widget in (self.upload, self.library_button, self.stored_button, self.supercell_button):
+            widget.disabled = not enabled
 
     def _run(self, action) -> None:
         try:
@@ -93,6 +160,9 @@ class StructureView(ipw.VBox):
 
     def _render(self, _change=None) -> None:
         model = self.model
+        if model.busy:
+            self.summary.value = f"<i>Reading {html.escape(model.busy)} (structure intake) ...</i>"
+            return
         self.summary.value = f"<b>{html.escape(model.summary)}</b>" if model.summary else ""
         errors = as_html_list(model.errors, "mofmlp-error-list")
         self.errors.value = (

@@ -49,6 +49,20 @@ class SubmitModel(tl.HasTraits):
             options=configure.options(),
             replay_set=configure.replay_set(),
         )
+        if configure.properties:  # the loop runs them on its final ensemble, as its last step
+            from aiida import orm
+
+            from aiida_mofmlp.app.results.properties import codes_for_properties
+            from aiida_mofmlp.workflows.active_learning.properties_step import codes_in_inputs
+            from aiida_mofmlp.workflows.properties.registry import property_key
+
+            labels = list(configure.properties)
+            builder.properties = orm.List([property_key(label) for label in labels])
+            own = codes_in_inputs(builder)
+            extra = codes_for_properties(labels, dict(own))
+            builder.property_codes = {
+                kind: code for kind, code in extra.items() if code is not None and kind not in own
+            }
         return builder
 
     def submit(self) -> int | None:
@@ -66,8 +80,10 @@ class SubmitModel(tl.HasTraits):
             )
             builder.metadata.description = "submitted from the aiida-mofmlp AiiDAlab app"
             node = submit(builder)
-            if configure.properties:  # the property work chains to run on the final ensemble
-                node.base.extras.set("mofmlp_app_properties", list(configure.properties))
+            if configure.properties:  # the labels, for the results step
+                from aiida_mofmlp.app.results.properties import PROPERTIES_EXTRA
+
+                node.base.extras.set(PROPERTIES_EXTRA, list(configure.properties))
         except Exception as error:
             self.message = readable_error(error, "submitting the run")
             return None

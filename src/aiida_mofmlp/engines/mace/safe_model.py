@@ -18,10 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -256,14 +253,6 @@ def load_pickled_model(path: str | Path, device: str = "cpu"):
     return torch.load(str(path), map_location=device, weights_only=False)
 
 
-def _limit_resources(seconds: int, memory: int) -> None:  # pragma: no cover - runs in the child
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    os.setsid()
-
-
 def convert_in_subprocess(
     source: str | Path,
     target: str | Path,
@@ -272,36 +261,20 @@ def convert_in_subprocess(
 ) -> dict[str, Any]:
     """Open the trusted pickle ``source`` in a separate process and write its safe form to ``target``.
 
-    The child has a clean environment (no ``AIIDA_PATH``, a temporary ``HOME`` and working folder, one thread)
-    and limits on CPU time and memory; it is killed after ``timeout`` seconds. Returns the model's facts.
+    The child (:func:`~aiida_mofmlp.common.isolation.run_module_isolated`) has a clean environment (no
+    ``AIIDA_PATH``, a temporary ``HOME`` and working folder, one thread) and limits on CPU time and memory; it
+    is killed after ``timeout`` seconds. Returns the model's facts.
     """
+    from aiida_mofmlp.common.isolation import run_module_isolated
+
     source, target = Path(source).resolve(), Path(target).resolve()
     if not source.is_file():
         raise InputError(f"MACE model file {source} does not exist")
-    with tempfile.TemporaryDirectory(prefix="mofmlp-model-") as home:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": home,
-            "TMPDIR": home,
-            "LANG": "C.UTF-8",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONNOUSERSITE": "1",
-        }
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", __name__, str(source), str(target)],
-                cwd=home,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                preexec_fn=lambda: _limit_resources(timeout, memory),
-            )
-        except subprocess.TimeoutExpired as error:
-            raise InputError(f"opening {source.name} took more than {timeout} s; refused") from error
+    done = run_module_isolated(__name__, [str(source), str(target)], timeout, memory)
+    if done.timed_out:
+        raise InputError(f"opening {source.name} took more than {timeout} s; refused")
     if done.returncode != 0 or not target.is_file():
-        reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-        raise InputError(f"{source.name} is not a loadable MACE model: {reason[0]}")
+        raise InputError(f"{source.name} is not a loadable MACE model: {done.last_error_line}")
     return describe_safe_model(target)
 
 

@@ -131,6 +131,11 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
         return (
             "initial_sampling.enabled is false: give `initial_training_set` (labelled frames) to start from"
         )
+    from aiida_mofmlp.workflows.active_learning.properties_step import validate_properties_inputs
+
+    problem = validate_properties_inputs(inputs, params["loadings"])
+    if problem:
+        return problem
     structure = inputs.get("structure")
     if structure is None:
         return None

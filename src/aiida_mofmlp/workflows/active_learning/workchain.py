@@ -35,6 +35,7 @@ from aiida_mofmlp.data.guest import GuestMoleculeData
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.workflows.active_learning.builders import builder_from_protocol, builder_restart
+from aiida_mofmlp.workflows.active_learning.properties_step import PropertiesStep, define_properties_spec
 from aiida_mofmlp.workflows.active_learning.settings import (
     PROTOCOL_FILE,
     resolve_parameters,
@@ -61,7 +62,7 @@ __all__ = (
 )
 
 
-class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
+class ActiveLearningWorkChain(PropertiesStep, ProtocolMixin, WorkChain):
     """Active learning of a MACE potential for a framework and its guest (Jin et al., Chem. Sci. 2026)."""
 
     _protocol_file = PROTOCOL_FILE
@@ -166,6 +167,7 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 "emptiest spots of the cell).",
             },
         )
+        define_properties_spec(spec)
         spec.inputs.validator = validate_inputs
 
         spec.outline(
@@ -201,6 +203,8 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 cls.compute_validation,
             ),
             cls.finalize,
+            if_(cls.should_run_properties)(cls.run_properties, cls.inspect_properties),
+            cls.finish,
         )
         spec.output(
             "training_set", valid_type=StructureSetData, required=False, help="The final training set."
@@ -1079,9 +1083,13 @@ class ActiveLearningWorkChain(ProtocolMixin, WorkChain):
             for label, model in self.ctx.models.items():
                 self.out(f"models.{label}", model)
         self.out("iterations", self._tabulate())
+        self.ctx.final_exit = self.ctx.exit
         if self.ctx.get("validation_error"):
-            return self.exit_codes.ERROR_VALIDATION_FAILED.format(detail=self.ctx.validation_error)
-        if self.ctx.exit is not None:
-            return self.ctx.exit
-        self.report(f"converged after iteration {self.ctx.rows[-1]['iteration']}")
-        return None
+            failed = self.exit_codes.ERROR_VALIDATION_FAILED
+            self.ctx.final_exit = failed.format(detail=self.ctx.validation_error)
+        elif self.ctx.exit is None:
+            self.report(f"converged after iteration {self.ctx.rows[-1]['iteration']}")
+
+    def finish(self):
+        """The loop's exit code, decided in finalize (or 412 by inspect_properties)."""
+        return self.ctx.final_exit
