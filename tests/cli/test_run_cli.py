@@ -39,6 +39,10 @@ def _run(args, profile):
         (["--sizes", "huge"], "--sizes: no packaged overrides 'huge'; available: demo"),
         (["--guest", "none", "--loadings", "2"], "--loadings given with --guest none"),
         (["--replay", "/no/replay.xyz"], "--replay '/no/replay.xyz': no such file"),
+        (["--properties", "band gap"], "--properties: property 'band gap' is not known; valid: adsorption"),
+        (["--guest", "none", "--properties", "adsorption"], "--properties: adsorption: needs a guest"),
+        (["--properties", " , "], "--properties is empty; give some of adsorption, diffusion"),
+        (["--overrides", "PROPERTY_OVERRIDES"], "--overrides: the 'properties' section must map chosen"),
     ],
     ids=[
         "guest",
@@ -50,9 +54,17 @@ def _run(args, profile):
         "sizes",
         "empty",
         "replay",
+        "property",
+        "property-guest",
+        "properties-empty",
+        "property-overrides",
     ],
 )
-def test_bad_options_are_named_before_anything_is_stored(aiida_profile, cif, options, expected):
+def test_bad_options_are_named_before_anything_is_stored(aiida_profile, cif, tmp_path, options, expected):
+    if "PROPERTY_OVERRIDES" in options:  # overrides of a property not asked for
+        path = tmp_path / "properties.yaml"
+        path.write_text("properties:\n  phonons: {}\n")
+        options = [str(path) if option == "PROPERTY_OVERRIDES" else option for option in options]
     before = _node_count()
     result = _run([cif, *options, "--dry-run"], aiida_profile.name)
     assert result.exit_code == 2, result.output
@@ -87,6 +99,8 @@ def test_dry_run_prints_the_resolved_settings_and_stores_nothing(aiida_profile, 
             "tiny",
             "--overrides",
             overrides,
+            "--properties",
+            "thermal expansion,phonons,thermal_expansion",
             "--dry-run",
         ],
         aiida_profile.name,
@@ -102,6 +116,7 @@ def test_dry_run_prints_the_resolved_settings_and_stores_nothing(aiida_profile, 
     assert params["max_iterations"] == 5 and params["selection_per_loading"] == 2
     assert params["trust"] == {"lo": 1.0e-4, "hi": 10.0}  # from the tiny sizes
     assert "Cr" in document["foundation_species"] and document["replay"] == "shipped"
+    assert document["properties"] == ["thermal_expansion", "phonons"]  # registry keys, each once
 
 
 @pytest.mark.integration
@@ -112,12 +127,18 @@ def test_foreground_run_on_another_framework(aiida_profile, mofmlp_codes, cif, t
     from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
 
     overrides = tmp_path / "short.yaml"
-    overrides.write_text("parameters:\n  max_iterations: 1\n  gcmc: {pressures_bar: []}\n")
+    overrides.write_text(
+        "parameters:\n  max_iterations: 1\n  gcmc: {pressures_bar: []}\n"
+        "properties:\n  thermal_expansion:\n    temperatures: [150.0]\n"
+        "    vdos: {temperature: 150.0, steps: 40, dump_interval: 2}\n"
+        "    md: {md: {parameters: {steps: 60, dump_interval: 10, thermo_interval: 10}}}\n"
+    )
     out = tmp_path / "results"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (out / "model_9.model").write_text("an earlier run's model")
     options = [cif, "--sizes", "tiny", "--labels", "xtb", "--overrides", overrides, "--output-dir", out]
+    options += ["--properties", "thermal expansion"]
     before = _node_count()
     result = _run(options, aiida_profile.name)
     assert result.exit_code == 2 and "is not empty" in result.output and "--overwrite" in result.output
@@ -140,6 +161,10 @@ def test_foreground_run_on_another_framework(aiida_profile, mofmlp_codes, cif, t
     assert [row["iteration"] for row in rows] == [0, 1]  # initial labels, then one iteration
     assert sum(row.get("n_labelled", 0) for row in rows) >= 1
     assert any(out.iterdir())
+    (properties,) = [process for process in node.called if process.process_label == "PropertiesWorkChain"]
+    assert properties.is_finished_ok, properties.exit_message  # --properties: the loop's last step
+    assert properties.inputs.overrides.get_dict()["thermal_expansion"]["temperatures"] == [150.0]
+    assert "lattice" in properties.outputs.thermal_expansion
 
 
 def test_pickled_foundation_needs_trust_model(aiida_profile, cif, malicious_model):

@@ -42,6 +42,7 @@ class RunRequest:
     replay: Path | None = None
     sizes: str | None = None
     overrides: Path | None = None
+    properties: str | None = None  # comma-separated keys or labels of the property registry
 
 
 @dataclass
@@ -55,6 +56,8 @@ class ResolvedRun:
     overrides: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     foundation_species: list[str] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)  # registry keys, run as the loop's last step
+    property_overrides: dict = field(default_factory=dict)  # the overrides file's ``properties`` section
 
 
 def parse_list(text: str, kind: type, option: str) -> list:
@@ -152,6 +155,7 @@ def resolve(request: RunRequest) -> ResolvedRun:
             f"--replay {str(request.replay)!r}: no such file (an extxyz of the foundation's data)"
         )
     overrides = request_overrides(request)
+    property_overrides = overrides.pop("properties", None) or {}
     try:
         inputs = resolved_inputs(ActiveLearningWorkChain, request.protocol, overrides)
     except ValueError as error:
@@ -162,6 +166,12 @@ def resolve(request: RunRequest) -> ResolvedRun:
     message = validate_parameters(orm.Dict(parameters))
     if message:
         raise RunOptionError(f"settings: {message}")
+    properties = resolve_properties(request.properties, request.guest != NO_GUEST, parameters["loadings"])
+    if not isinstance(property_overrides, dict) or set(property_overrides) - set(properties):
+        raise RunOptionError(
+            f"--overrides: the 'properties' section must map chosen --properties ({', '.join(properties)}) "
+            f"to their overrides; got {property_overrides!r}"
+        )
     path = Path(request.structure)
     if not path.is_file():
         raise RunOptionError(f"STRUCTURE {str(path)!r}: no such file; give the path of a CIF")
@@ -187,7 +197,32 @@ def resolve(request: RunRequest) -> ResolvedRun:
         overrides=overrides,
         inputs=inputs,
         foundation_species=species,
+        properties=properties,
+        property_overrides=property_overrides,
     )
+
+
+def resolve_properties(text: str | None, has_guest: bool, loadings: list) -> list[str]:
+    """The registry keys of ``--properties`` (comma-separated keys or labels); RunOptionError names what
+    is unknown or what a property lacks (a guest; loaded frames)."""
+    from aiida_mofmlp.common.codes import CODES
+    from aiida_mofmlp.workflows.properties.registry import PROPERTIES, property_key, property_problems
+
+    if not text:
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        keys = list(dict.fromkeys(property_key(name) for name in names))
+    except ValueError as error:
+        raise RunOptionError(f"--properties: {error}") from None
+    if not keys:
+        raise RunOptionError(f"--properties is empty; give some of {', '.join(PROPERTIES)}")
+    every_code = dict.fromkeys(CODES, True)  # codes are checked by needed_codes against the profile
+    loaded = has_guest and any(int(n) > 0 for n in loadings)
+    problems = property_problems(keys, every_code, has_guest=has_guest, has_loaded_frame=loaded)
+    if problems:
+        raise RunOptionError(f"--properties: {'; '.join(problems)}")
+    return keys
 
 
 def settings_document(resolved: ResolvedRun) -> dict:
@@ -211,6 +246,8 @@ def settings_document(resolved: ResolvedRun) -> dict:
         "replay": str(request.replay)
         if request.replay
         else ("shipped" if request.foundation == "small" else None),
+        "properties": resolved.properties,
+        "property_overrides": resolved.property_overrides,
         "parameters": parameters,
         "stages": stages,
     }
@@ -245,6 +282,16 @@ def build(resolved: ResolvedRun, codes: Mapping):
         overrides=resolved.overrides,
         replay_set=replay,
     )
+    if resolved.properties:  # run by the loop on its final ensemble, as its last step
+        from aiida import orm
+
+        from aiida_mofmlp.workflows.active_learning.properties_step import codes_in_inputs
+
+        builder.properties = orm.List(resolved.properties)
+        own = codes_in_inputs(builder)
+        builder.property_codes = {kind: code for kind, code in codes.items() if kind not in own}
+        if resolved.property_overrides:
+            builder.property_overrides = orm.Dict(resolved.property_overrides)
     builder.metadata.label = f"{Path(request.structure).stem} + {request.guest} ({request.protocol})"
     builder.metadata.description = "submitted with `aiida-mofmlp run`"
     return builder
@@ -261,6 +308,10 @@ def needed_codes(resolved: ResolvedRun) -> tuple[str, ...]:
         and "cp2k" not in kinds
     ):
         kinds.append("cp2k")
+    from aiida_mofmlp.workflows.properties.registry import PROPERTIES
+
+    for key in resolved.properties:
+        kinds += [kind for kind in PROPERTIES[key].required_codes if kind not in kinds]
     return tuple(kinds)
 
 
@@ -336,7 +387,14 @@ def register(group) -> None:
         "--overrides",
         type=click.Path(dir_okay=False),
         default=None,
-        help="YAML file shaped like get_builder_from_protocol's overrides (see docs/source/workflows.md).",
+        help="YAML file shaped like get_builder_from_protocol's overrides (see docs/source/workflows.md); "
+        "a 'properties' section maps each of --properties to its protocol overrides.",
+    )
+    @click.option(
+        "--properties",
+        default=None,
+        help="Properties run on the final ensemble as the loop's last step, comma-separated: adsorption, "
+        "diffusion, thermal_expansion, melt_quench, phonons, model_card.",
     )
     @click.option(
         "--dry-run", is_flag=True, help="Print the resolved settings as YAML and exit; nothing is stored."
@@ -368,6 +426,7 @@ def register(group) -> None:
         replay: str | None,
         sizes: str | None,
         overrides: str | None,
+        properties: str | None,
         dry_run: bool,
         to_daemon: bool,
         profile_name: str,
@@ -394,6 +453,7 @@ def register(group) -> None:
             replay=Path(replay) if replay else None,
             sizes=sizes,
             overrides=Path(overrides) if overrides else None,
+            properties=properties,
         )
         if dry_run and to_daemon:
             raise click.UsageError("--dry-run and --submit exclude each other")

@@ -187,11 +187,11 @@ class PropertiesWorkChain(WorkChain):
         """Build and submit every chosen property; one that cannot be built is recorded as failed."""
         inputs = self.inputs
         self.ctx.failed = {}
-        self.ctx.keys = [property_key(str(name)) for name in inputs.properties.get_list()]
+        self.ctx.chosen = [property_key(str(name)) for name in inputs.properties.get_list()]
         overrides = inputs.overrides.get_dict() if "overrides" in inputs else {}
-        needs_frame = any(PROPERTIES[key].needs_loaded_frame for key in self.ctx.keys)
+        needs_frame = any(PROPERTIES[key].needs_loaded_frame for key in self.ctx.chosen)
         loaded = self._loaded_frame() if needs_frame else None
-        for key in self.ctx.keys:
+        for key in self.ctx.chosen:
             try:
                 with warnings.catch_warnings(record=True) as caught:  # e.g. NPT with a model without stress
                     warnings.simplefilter("always", UserWarning)
@@ -228,7 +228,7 @@ class PropertiesWorkChain(WorkChain):
 
     def collect(self):
         """Each property's outputs under its key; exit 400 naming the ones that failed."""
-        for key in self.ctx.keys:
+        for key in self.ctx.chosen:
             if key in self.ctx.failed:
                 continue
             node = self.ctx[f"run_{key}"]
