@@ -19,7 +19,7 @@ from aiida_mofmlp.workflows.active_learning.settings import (
     override_keys,
     resolve_parameters,
 )
-from aiida_mofmlp.workflows.active_learning.strategies import STRATEGIES, strategy_preset
+from aiida_mofmlp.workflows.active_learning.strategies import STRATEGIES, strategy_of, strategy_preset
 from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
 from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
 from aiida_mofmlp.workflows.mace.deviation import DeviationBaseWorkChain
@@ -92,7 +92,7 @@ def builder_from_protocol(
             f"valid: {', '.join(LABELLING_ENGINES)}"
         )
     needed = {engine, "train", "md", "deviation"}
-    if int(params["initial_sampling"].get("aimd_steps") or 0) > 0 or strategy == "aimd_flat_histogram":
+    if int(params["initial_sampling"].get("aimd_steps") or 0) > 0 or strategy_of(params).samples_with_aimd:
         needed.add("cp2k")  # AIMD runs CP2K whatever labels the frames
     missing = sorted(needed - set(codes))
     if missing:

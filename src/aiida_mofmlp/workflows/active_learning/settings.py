@@ -9,7 +9,7 @@ from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.common.schema import tree_type_problem
 from aiida_mofmlp.common.trust import TrustWindow
 from aiida_mofmlp.engines.xtb.label import unsupported_elements
-from aiida_mofmlp.workflows.active_learning.strategies import validate_strategy
+from aiida_mofmlp.workflows.active_learning.strategies import strategy_of, validate_strategy
 from aiida_mofmlp.workflows.cp2k.labelling import validate_inputs as validate_labelling_inputs
 from aiida_mofmlp.workflows.protocols.utils import read_protocol_file
 
@@ -178,7 +178,7 @@ def _labelling_inputs_given(inputs, params: dict) -> str | None:
         return f"parameters.labelling.engine={engine!r} needs the `{namespace}` inputs (code and settings)"
     if int(params["initial_sampling"].get("aimd_steps") or 0) > 0 and not inputs.get("labelling"):
         return "parameters.initial_sampling.aimd_steps > 0 runs CP2K AIMD: give the CP2K `labelling` inputs"
-    if params["strategy"] == "aimd_flat_histogram" and not inputs.get("labelling"):
+    if strategy_of(params).samples_with_aimd and not inputs.get("labelling"):
         return (
             "parameters.strategy='aimd_flat_histogram' runs CP2K AIMD: give the CP2K `labelling` inputs "
             "(its single_point.cp2k.code is the CP2K code; get_builder_from_protocol needs codes['cp2k'])"

@@ -53,16 +53,111 @@ def _number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def derived_seed(base: int, stage: str, iteration: int = 0, index: int = 0) -> int:
+    """The one formula of every random seed the loop hands out, from ``parameters.seed`` (``base``).
+
+    ``stage``: ``md`` (run ``index`` of an iteration), ``training`` (first ensemble member), ``displace``
+    (the ramp's displaced copies), ``cbad`` (its selection), ``validation``.
+    """
+    per_iteration, per_index, offset = SEED_STREAMS[stage]
+    return int(base) + per_iteration * int(iteration) + per_index * int(index) + offset
+
+
+#: stage -> (step per iteration, step per index, offset) of :func:`derived_seed`
+SEED_STREAMS = {
+    "md": (1000, 1, 1),
+    "training": (100, 0, 0),
+    "displace": (1000, 0, 0),
+    "cbad": (1, 0, 0),
+    "validation": (0, 0, 0),
+}
+
+
+class Strategy:
+    """The decisions of a strategy, asked by the work chain (which never tests which strategy it runs).
+
+    This base is the uncertainty loop (Jin et al.): MD per loading and temperature, candidates in the trust
+    window chosen for diversity, converged when every loading is trusted.
+    """
+
+    name = "uncertainty"
+    #: initial sampling by CP2K AIMD and a flat energy histogram instead of MD + SOAP
+    samples_with_aimd = False
+    #: the deviation summary decides convergence (else the strategy decides after its own selection)
+    converges_by_trust = True
+
+    @property
+    def stop_rule(self) -> str:
+        """The stop rule as the iteration table states it."""
+        return STOP_RULES[self.name]
+
+    def validate(self, params: dict) -> str | None:
+        """This strategy's settings in the resolved loop ``params``: a message naming the key, or None."""
+        return None
+
+    def temperatures(self, params: dict) -> list[float]:
+        """Temperatures (K) of the exploration MD."""
+        return [float(t) for t in params["temperatures"]]
+
+    def extra_candidate_tag(self, key: str) -> dict:
+        """Info added to the frames of extra candidate set ``key`` when they join a pool."""
+        return {}
+
+    def explore(self, chain):
+        """Submit this iteration's exploration (a step of ``chain``, the work chain)."""
+        return chain.explore_md_grid()
+
+    def select(self, chain):
+        """Choose the frames to label (and, when not ``converges_by_trust``, decide convergence)."""
+        return chain.select_in_trust_window()
+
+
+class TemperatureRamp(Strategy):
+    """Sharma & Sanvito: NPT from displaced copies at a rising temperature, CBAD picks, the ramp stops."""
+
+    name = "temperature_ramp"
+    converges_by_trust = False
+
+    def validate(self, params: dict) -> str | None:
+        return _validate_ramp(params["temperature_ramp"])
+
+    def extra_candidate_tag(self, key: str) -> dict:
+        return {"run": f"extra_{key}"}  # CBAD: at most frames_per_run of each extra set
+
+    def explore(self, chain):
+        return chain.explore_ramp()
+
+    def select(self, chain):
+        return chain.select_cbad()
+
+
+class AimdFlatHistogram(Strategy):
+    """Castel et al.: AIMD + flat histogram as training set 0, then the uncertainty loop at high T."""
+
+    name = "aimd_flat_histogram"
+    samples_with_aimd = True
+
+    def validate(self, params: dict) -> str | None:
+        return _validate_aimd(params["aimd_flat_histogram"])
+
+    def temperatures(self, params: dict) -> list[float]:
+        return [float(t) for t in params["aimd_flat_histogram"]["md_temperatures"]]
+
+
+STRATEGY_TYPES = {kind.name: kind for kind in (Strategy, TemperatureRamp, AimdFlatHistogram)}
+
+
+def strategy_of(params: dict) -> Strategy:
+    """The strategy object of resolved loop ``params`` (``params['strategy']``)."""
+    return STRATEGY_TYPES[params["strategy"]]()
+
+
 def validate_strategy(params: dict) -> str | None:
     """The chosen strategy and its settings (``params``: resolved loop parameters); a message or None."""
-    strategy = params.get("strategy")
-    if strategy not in STRATEGIES:
-        return f"parameters.strategy={strategy!r} is not a strategy; valid: {', '.join(STRATEGIES)}"
-    if strategy == "temperature_ramp":
-        return _validate_ramp(params["temperature_ramp"])
-    if strategy == "aimd_flat_histogram":
-        return _validate_aimd(params["aimd_flat_histogram"])
-    return None
+    name = params.get("strategy")
+    if name not in STRATEGY_TYPES:
+        return f"parameters.strategy={name!r} is not a strategy; valid: {', '.join(STRATEGIES)}"
+    return strategy_of(params).validate(params)
 
 
 def _validate_ramp(ramp: dict) -> str | None:
