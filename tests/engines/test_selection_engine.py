@@ -220,6 +220,49 @@ def test_cbad_accepts_only_frames_with_new_bins_and_is_seeded(pool):
     assert sel.select(frames, params, training=frames).selected == []
 
 
+def _acetaldehyde(aldehyde_ch: float):
+    """CH3CHO with every methyl C-H at 1.095 A and the aldehyde C-H at ``aldehyde_ch`` (H moved along its bond,
+    so no angle or dihedral changes)."""
+    from ase.build import molecule
+
+    atoms = molecule("CH3CHO")
+    atoms.center(vacuum=5.0)
+    atoms.pbc = True
+    positions = atoms.positions
+    symbols = atoms.get_chemical_symbols()
+    for h in [k for k, symbol in enumerate(symbols) if symbol == "H"]:
+        carbon = min(
+            (k for k, symbol in enumerate(symbols) if symbol == "C"), key=lambda k: atoms.get_distance(h, k)
+        )
+        bonded_to_oxygen = any(
+            symbols[k] == "O" and atoms.get_distance(carbon, k) < 1.4 for k in range(len(atoms))
+        )
+        length = aldehyde_ch if bonded_to_oxygen else 1.095
+        direction = positions[h] - positions[carbon]
+        positions[h] = positions[carbon] + direction / np.linalg.norm(direction) * length
+    atoms.positions = positions
+    return atoms
+
+
+def test_cbad_atom_types_by_environment_tell_a_methyl_from_an_aldehyde_c_h():
+    """Sharma & Sanvito type atoms by chemical environment: the aldehyde C-H shortened to the methyl C-H
+    length fills a new bin only when the two carbons are different types."""
+    from aiida_mofmlp.engines.selection.cbad import atom_type_names
+
+    frames = [_acetaldehyde(1.115), _acetaldehyde(1.095)]  # bins of 0.01 A: 111 and 109
+    settings = {"use_cell": False, "bond_width": 0.01}
+    bins, registry = sel.cbad_bins(frames, settings)
+    accepted, _ = sel.cbad_accept(bins, [0, 1])
+    assert accepted == [0, 1]
+    assert {"bond:C[CHHH]-H[C]", "bond:C[CHO]-H[C]", "bond:C[CHHH]-C[CHO]"} <= set(registry.type_keys)
+    by_element, registry = sel.cbad_bins(frames, {**settings, "atom_types": "element"})
+    assert sel.cbad_accept(by_element, [0, 1])[0] == [0]  # C-H at 1.095 A was already seen on the methyl
+    assert "bond:C-H" in registry.type_keys
+    assert atom_type_names(["O", "C", "H"], [[1], [0, 2], [1]], "environment") == ["O[C]", "C[HO]", "H[C]"]
+    with pytest.raises(ValueError, match=r"cbad\.atom_types must be one of"):
+        sel.cbad_bins(frames, {"atom_types": "charge"})
+
+
 def test_flat_histogram_one_frame_per_energy_bin(pool):
     energy_per_atom = np.array([f.info["REF_energy"] / len(f) for f in pool])
     n_bins = 40

@@ -3,10 +3,13 @@
 After Sharma & Sanvito, npj Comput. Mater. 2024, DOI 10.1038/s41524-024-01427-y.
 
 Every frame becomes a set of occupied bins ``(descriptor type, int(value / width))``: the cell lengths
-a, b, c and angles alpha, beta, gamma, and for each bond / angle / dihedral type (element combination,
-e.g. ``C-H``, ``O-Zn-O``, ``C-C-N-Zn``) the bins its values fall in. Frames are visited in a seeded random
-order and a frame is accepted when it occupies at least one bin that no accepted (or already labelled)
-frame occupies.
+a, b, c and angles alpha, beta, gamma, and for each bond / angle / dihedral type (a combination of atom
+types) the bins its values fall in. Atom types are, by default, chemically distinct environments as in the
+paper: the element with its bonded neighbours' elements (``C[CCH]`` an aromatic C-H carbon, ``C[COO]`` a
+carboxylate carbon, ``O[CZn]``), so that a carboxylate C-C bond and a ring C-C bond fill different bins;
+``atom_types: element`` gives the plain element combinations (``C-H``, ``O-Zn-O``). Frames are visited in
+a seeded random order and a frame is accepted when it occupies at least one bin that no accepted (or already
+labelled) frame occupies.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ase import Atoms
 from ase.neighborlist import NeighborList, natural_cutoffs
 
 TOPOLOGIES = ("first", "each")
+ATOM_TYPES = ("environment", "element")
 
 
 @dataclass
@@ -29,7 +33,8 @@ class CbadSettings:
     ``topology="first"`` it is built once per composition (same atomic numbers in the same order) from the
     first such frame and reused, so thermal stretching never creates or breaks bonds; ``"each"`` rebuilds it
     for every frame. Bond vectors use the minimum image by fractional rounding, valid for bonds shorter than
-    half the cell's thinnest width.
+    half the cell's thinnest width. ``atom_types``: ``environment`` (element and bonded neighbours' elements)
+    or ``element``.
     """
 
     cell_length_width: float = 0.05
@@ -41,6 +46,7 @@ class CbadSettings:
     topology: str = "first"
     use_cell: bool = True
     use_dihedrals: bool = True
+    atom_types: str = "environment"
 
     @classmethod
     def from_dict(cls, values: dict | None) -> CbadSettings:
@@ -58,6 +64,8 @@ class CbadSettings:
             raise ValueError(f"cbad.bond_scale must be > 0, got {settings.bond_scale}")
         if settings.topology not in TOPOLOGIES:
             raise ValueError(f"cbad.topology must be one of {TOPOLOGIES}, got {settings.topology!r}")
+        if settings.atom_types not in ATOM_TYPES:
+            raise ValueError(f"cbad.atom_types must be one of {ATOM_TYPES}, got {settings.atom_types!r}")
         return settings
 
     def as_dict(self) -> dict:
@@ -112,9 +120,18 @@ class BinRegistry:
         raise KeyError(bin_id)
 
 
+def atom_type_names(symbols: Sequence[str], neighbours: Sequence[Sequence[int]], kind: str) -> list[str]:
+    """The type of each atom: its element, or (``environment``) the element with its bonded neighbours'
+    elements in alphabetical order, e.g. ``C[CCH]``."""
+    if kind == "element":
+        return list(symbols)
+    pairs = zip(symbols, neighbours, strict=True)
+    return [f"{symbol}[{''.join(sorted(symbols[j] for j in near))}]" for symbol, near in pairs]
+
+
 def build_topology(atoms: Atoms, settings: CbadSettings, registry: BinRegistry) -> Topology:
     """Bond graph from natural radii x ``bond_scale``, then all angles and dihedrals along it."""
-    symbols = atoms.get_chemical_symbols()
+    elements = atoms.get_chemical_symbols()
     cutoffs = natural_cutoffs(atoms, mult=float(settings.bond_scale))
     nl = NeighborList(cutoffs, self_interaction=False, bothways=True, skin=0.0)
     nl.update(atoms)
@@ -126,6 +143,7 @@ def build_topology(atoms: Atoms, settings: CbadSettings, registry: BinRegistry) 
         neighbours.append(unique)
         pairs.update((i, j) for j in unique if i < j)
     bonds = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    symbols = atom_type_names(elements, neighbours, settings.atom_types)
 
     def key(names: Sequence[str]) -> str:
         names = list(names)
