@@ -16,15 +16,17 @@ from click.testing import CliRunner
 
 from aiida_mofmlp.cli import cli
 from aiida_mofmlp.common import frames as fr
+from aiida_mofmlp.tools.archive import (
+    compare_fingerprints,
+    export_archive,
+    provenance_fingerprint,
+    verify_archive,
+)
 from aiida_mofmlp.tools.export import (
     DEFAULT_LICENSE,
     ExportError,
-    compare_fingerprints,
-    export_archive,
     export_dataset,
-    provenance_fingerprint,
     read_card,
-    verify_archive,
 )
 from aiida_mofmlp.tools.lineage import label_provenance
 

@@ -222,7 +222,7 @@ def runs_archive(node: str, path: str, overwrite: bool, verify: bool) -> None:
     """AiiDA archive of NODE (a run or any process) with its whole provenance."""
     from aiida import orm
 
-    from aiida_mofmlp.tools.export import (
+    from aiida_mofmlp.tools.archive import (
         compare_fingerprints,
         export_archive,
         provenance_fingerprint,

@@ -266,7 +266,7 @@ class ResultsModel(tl.HasTraits):
 
     def export_archive(self, path: str | Path) -> Path | None:
         """An AiiDA archive of the run with its whole provenance; its path, or None + message."""
-        from aiida_mofmlp.tools.export import export_archive
+        from aiida_mofmlp.tools.archive import export_archive
 
         try:
             written = export_archive(self.run_pk, path, overwrite=True)
