@@ -272,8 +272,8 @@ def run_md(model: Path, cell: Atoms, temperature: float, n_frames: int, stride: 
 def run_gcmc(model: Path, framework: Atoms, pressures: list[float], n_frames: int, folder: Path, seed: int):
     """Hybrid MD-GCMC of CO2 in ``framework`` at 300 K (``engines.lammps.md``); frames and status."""
     from aiida_mofmlp.data.guest import BUILTIN_GUESTS
-    from aiida_mofmlp.engines.lammps.md import RESULTS_FILE, TRAJECTORY_FILE
     from aiida_mofmlp.engines.lammps.md import run_md as lammps_md
+    from aiida_mofmlp.engines.lammps.md_settings import RESULTS_FILE, TRAJECTORY_FILE
 
     folder.mkdir(parents=True, exist_ok=True)
     write_frames([framework], folder / "structure.extxyz")

@@ -51,7 +51,7 @@ def test_classification_at_the_edges():
 
 def test_every_layer_takes_the_same_default(aiida_profile):
     from aiida_mofmlp.app.configure.model import ConfigureModel
-    from aiida_mofmlp.engines.lammps.md import UNCERTAINTY_DEFAULTS
+    from aiida_mofmlp.engines.lammps.md_settings import UNCERTAINTY_DEFAULTS
     from aiida_mofmlp.tools.plots import DEFAULT_TRUST as PLOT_TRUST
     from aiida_mofmlp.workflows.properties.trust import TRUST_DEFAULTS
 

@@ -9,7 +9,7 @@ from ase.build import bulk
 
 from aiida_mofmlp.engines.analysis.lattice import equilibrated_lattice, expansion_coefficient
 from aiida_mofmlp.engines.analysis.pores import pore_geometry
-from aiida_mofmlp.engines.lammps.md import unpack_image_flags
+from aiida_mofmlp.engines.lammps.md_settings import unpack_image_flags
 
 
 def test_linear_expansion_coefficient_of_a_known_line():

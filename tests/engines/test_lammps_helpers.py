@@ -15,7 +15,8 @@ from aiida_mofmlp.engines.lammps.gcmc import (
     read_guest,
 )
 from aiida_mofmlp.engines.lammps.mace_driver import ase_to_lammps_virial, lammps_cell
-from aiida_mofmlp.engines.lammps.md import InputError, load_settings, main, normalise_segments
+from aiida_mofmlp.engines.lammps.md import main
+from aiida_mofmlp.engines.lammps.md_settings import InputError, load_settings, normalise_segments
 
 
 def test_lammps_cell_is_lower_triangular_and_preserves_geometry():
@@ -145,14 +146,14 @@ def test_settings_of_the_wrong_type_are_named_before_any_run(given, expected):
     """The MD engine's settings have the types of their defaults: a wrong one is an InputError naming it
     (the CalcJob's validator returns the same message), never a ValueError deep in the run."""
     from aiida_mofmlp.common.errors import InputError
-    from aiida_mofmlp.engines.lammps.md import load_settings
+    from aiida_mofmlp.engines.lammps.md_settings import load_settings
 
     with pytest.raises(InputError, match=re.escape(expected)):
         load_settings(given)
 
 
 def test_a_single_pressure_is_still_accepted():
-    from aiida_mofmlp.engines.lammps.md import load_settings
+    from aiida_mofmlp.engines.lammps.md_settings import load_settings
 
     settings = load_settings({"gcmc": {"guest": "g.json", "pressures_bar": 2.0}})
     assert settings["gcmc"]["pressures_bar"] is not None

@@ -221,8 +221,8 @@ def test_cbad_accepts_only_frames_with_new_bins_and_is_seeded(pool):
 
 
 def _acetaldehyde(aldehyde_ch: float):
-    """CH3CHO with every methyl C-H at 1.095 A and the aldehyde C-H at ``aldehyde_ch`` (H moved along its bond,
-    so no angle or dihedral changes)."""
+    """CH3CHO with every methyl C-H at 1.095 A and the aldehyde C-H at ``aldehyde_ch`` (H moved along its
+    bond, so no angle or dihedral changes)."""
     from ase.build import molecule
 
     atoms = molecule("CH3CHO")

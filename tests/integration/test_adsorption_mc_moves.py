@@ -12,7 +12,8 @@ from aiida_mofmlp.common.errors import InputError
 from aiida_mofmlp.common.frames import guest_ids, read_frames, write_frames
 from aiida_mofmlp.data.guest import BUILTIN_GUESTS
 from aiida_mofmlp.engines.lammps.gcmc import mc_move_arguments
-from aiida_mofmlp.engines.lammps.md import load_settings, run_md
+from aiida_mofmlp.engines.lammps.md import run_md
+from aiida_mofmlp.engines.lammps.md_settings import load_settings
 from aiida_mofmlp.engines.mace.toy import build_tiny_model
 
 

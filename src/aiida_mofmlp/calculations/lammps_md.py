@@ -12,7 +12,7 @@ from aiida_mofmlp.common.frames import write_frames
 from aiida_mofmlp.data.guest import GuestMoleculeData
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.engines.lammps.md import RESULTS_FILE, THERMO_FILE, TRAJECTORY_FILE, load_settings
+from aiida_mofmlp.engines.lammps.md_settings import RESULTS_FILE, THERMO_FILE, TRAJECTORY_FILE, load_settings
 
 STRUCTURE_FILE = "structure.extxyz"
 MODEL_FILE = "model.model"

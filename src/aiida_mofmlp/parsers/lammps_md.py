@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import ExitCode
 
-from aiida_mofmlp.engines.lammps.md import RESULTS_FILE, THERMO_FILE, TRAJECTORY_FILE
+from aiida_mofmlp.engines.lammps.md_settings import RESULTS_FILE, THERMO_FILE, TRAJECTORY_FILE
 from aiida_mofmlp.parsers.base import EngineParser
 
 #: engine ``status`` -> exit code label (``completed`` -> 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiida import orm
 
-from aiida_mofmlp.engines.lammps.md import load_settings
+from aiida_mofmlp.engines.lammps.md_settings import load_settings
 from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, build_tiny_model, toy_frame
 
 PROTOCOLS = ("fast", "balanced", "stringent")

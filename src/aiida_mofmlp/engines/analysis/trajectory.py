@@ -16,7 +16,7 @@ from ase import Atoms
 from ase.geometry import find_mic
 
 from aiida_mofmlp.common.frames import GUEST_ID_KEY
-from aiida_mofmlp.engines.lammps.md import IMAGE_KEY, VELOCITY_KEY  # velocity in Angstrom/ps
+from aiida_mofmlp.engines.lammps.md_settings import IMAGE_KEY, VELOCITY_KEY  # velocity in Angstrom/ps
 
 
 def frame_times_ps(frames: Sequence[Atoms]) -> np.ndarray:

@@ -79,7 +79,7 @@ def validate_parameters(node, _ctx=None) -> str | None:
         return f"parameters.gcmc.pressures_bar={pressures!r} must be positive numbers (bar)"
     if pressures:
         from aiida_mofmlp.common.errors import InputError
-        from aiida_mofmlp.engines.lammps.md import load_settings
+        from aiida_mofmlp.engines.lammps.md_settings import load_settings
 
         try:
             load_settings({"gcmc": {**params["gcmc"], "guest": "guest.json"}})

@@ -12,7 +12,7 @@ from aiida.engine import BaseRestartWorkChain, ExitCode, ProcessHandlerReport, p
 
 from aiida_mofmlp.calculations.lammps_md import UNSTABLE_EXIT_CODES, LammpsMdCalculation
 from aiida_mofmlp.common.protocols import deep_merge
-from aiida_mofmlp.engines.lammps.md import DEFAULTS, load_settings
+from aiida_mofmlp.engines.lammps.md_settings import DEFAULTS, load_settings
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
 from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
 

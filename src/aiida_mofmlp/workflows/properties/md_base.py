@@ -13,7 +13,7 @@ from aiida.engine import WorkChain
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.engines.lammps.md import load_settings
+from aiida_mofmlp.engines.lammps.md_settings import load_settings
 from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
 from aiida_mofmlp.workflows.properties.trust import PropertyTrustMixin, define_trust_spec
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
