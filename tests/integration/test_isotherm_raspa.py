@@ -8,7 +8,8 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_mofmlp.common.frames import guest_ids
-from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain, cif_charges, validate_parameters
+from aiida_mofmlp.workflows.functions.raspa import cif_charges
+from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain, validate_parameters
 
 
 @pytest.mark.integration

@@ -161,7 +161,8 @@ def parsed_output_parameters(generate_calc_job_node):
 
 
 def test_merge_isotherm_reads_the_parsed_blocks_and_enthalpy(parsed_output_parameters):
-    from aiida_mofmlp.workflows.raspa.isotherm import default_parameters, merge_isotherm
+    from aiida_mofmlp.workflows.functions.raspa import merge_isotherm
+    from aiida_mofmlp.workflows.raspa.isotherm import default_parameters
 
     parameters = orm.Dict(default_parameters())  # equilibration_tolerance 0.15
     summary = orm.Dict({"guest": "CO2", "pressures": {"p0": 1.0, "p1": 10.0}, "failed": [{"pressure": 10.0}]})
@@ -181,7 +182,7 @@ def test_collect_snapshots_places_whole_guests_from_the_parsed_configuration(
 ):
     from aiida_mofmlp.common.frames import guest_ids
     from aiida_mofmlp.data.guest import GuestMoleculeData
-    from aiida_mofmlp.workflows.raspa.isotherm import collect_snapshots, prepare_framework
+    from aiida_mofmlp.workflows.functions.raspa import collect_snapshots, prepare_framework
 
     cif = orm.CifData(file=str(raspa_share_dir / "structures" / "cif" / "MIL-47.cif"))
     framework = prepare_framework(cif, orm.Dict({"framework_charges": "cif"}))

@@ -8,7 +8,7 @@ import pytest
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.xtb.label import LABELLED_FILE, run
 from aiida_mofmlp.workflows.functions.adsorption import framework_charges_from_xtb, framework_frame
-from aiida_mofmlp.workflows.raspa.isotherm import cif_charges
+from aiida_mofmlp.workflows.functions.raspa import cif_charges
 
 pytestmark = pytest.mark.integration
 

@@ -18,19 +18,14 @@ from ase import Atoms
 from aiida_mofmlp.data.guest import GuestMoleculeData
 from aiida_mofmlp.parsers.parse_raw.cp2k import RESP_CHARGES_FILE, parse_resp_charges
 from aiida_mofmlp.workflows.functions.adsorption import framework_charges_from_cp2k
+from aiida_mofmlp.workflows.functions.raspa import cif_charges, prepare_framework, write_force_field
 from aiida_mofmlp.workflows.properties.adsorption import (
     AdsorptionWorkChain,
     cp2k_charges_builder,
     resp_section,
     validate_inputs,
 )
-from aiida_mofmlp.workflows.raspa.isotherm import (
-    IsothermWorkChain,
-    cif_charges,
-    default_parameters,
-    prepare_framework,
-    write_force_field,
-)
+from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain, default_parameters
 
 os.environ["OMP_NUM_THREADS"] = "1"
 
