@@ -19,7 +19,7 @@ from aiida_mofmlp.data import StructureSetData
 from aiida_mofmlp.workflows.active_learning.settings import resolve_parameters
 from aiida_mofmlp.workflows.active_learning.strategies import ramp_decision
 from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
-from aiida_mofmlp.workflows.selection.base import select_frames
+from aiida_mofmlp.workflows.functions.selection import select_frames
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

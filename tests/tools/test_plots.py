@@ -110,7 +110,8 @@ def test_training_curves_of_the_ensemble(small_training_run, tmp_path):
 
 
 def test_soap_map_of_a_real_selection(small_training_run, tmp_path):
-    from aiida_mofmlp.workflows.selection.base import get_parameters_from_protocol, select_frames
+    from aiida_mofmlp.workflows.functions.selection import select_frames
+    from aiida_mofmlp.workflows.selection.base import get_parameters_from_protocol
 
     labelled = small_training_run["labelled"]
     parameters = get_parameters_from_protocol("fast", {"n_select": 1, "pca_components": None})

@@ -11,11 +11,11 @@ from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.engines.mace.toy import TOY_SPECIES, build_tiny_model, toy_frames
+from aiida_mofmlp.workflows.functions.trust import summarise_trust
 from aiida_mofmlp.workflows.properties.trust import (
     PropertyTrustMixin,
     define_trust_spec,
     fill_trust_inputs,
-    summarise_trust,
     validate_trust_levels,
 )
 

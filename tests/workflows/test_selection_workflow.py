@@ -65,7 +65,7 @@ def _sigma(n: int) -> orm.ArrayData:
 
 
 def test_select_frames_calcfunction(pool, training, frames):
-    from aiida_mofmlp.workflows.selection.base import select_frames
+    from aiida_mofmlp.workflows.functions.selection import select_frames
 
     params = {
         **SMALL,

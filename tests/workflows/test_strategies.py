@@ -21,7 +21,7 @@ from aiida_mofmlp.workflows.active_learning.workchain import (
     validate_parameters,
 )
 from aiida_mofmlp.workflows.functions import active_learning as alf
-from aiida_mofmlp.workflows.selection.base import select_frames
+from aiida_mofmlp.workflows.functions.selection import select_frames
 
 PAPER_RAMP = {"start_K": 100.0, "step_K": 100.0, "top_K": 1000.0}
 

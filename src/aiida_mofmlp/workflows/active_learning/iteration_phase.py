@@ -15,10 +15,10 @@ from aiida_mofmlp.workflows.active_learning.strategies import (
     ramp_temperature,
 )
 from aiida_mofmlp.workflows.functions import active_learning as alf
+from aiida_mofmlp.workflows.functions.selection import select_frames
 from aiida_mofmlp.workflows.lammps.base import LammpsMdBaseWorkChain
 from aiida_mofmlp.workflows.mace.deviation import DeviationBaseWorkChain
 from aiida_mofmlp.workflows.mace.ensemble import EnsembleTrainingWorkChain
-from aiida_mofmlp.workflows.selection.base import select_frames
 
 
 class IterationPhase:

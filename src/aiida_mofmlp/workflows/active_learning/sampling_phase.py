@@ -12,8 +12,8 @@ from aiida.common import AttributeDict
 from aiida_mofmlp.workflows.cp2k.aimd import AimdWorkChain
 from aiida_mofmlp.workflows.cp2k.labelling import LabellingWorkChain
 from aiida_mofmlp.workflows.functions import active_learning as alf
+from aiida_mofmlp.workflows.functions.selection import select_frames
 from aiida_mofmlp.workflows.raspa.isotherm import IsothermWorkChain
-from aiida_mofmlp.workflows.selection.base import select_frames
 
 
 class InitialSamplingPhase:

@@ -6,15 +6,15 @@ import os
 from collections.abc import Mapping
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, calcfunction
+from aiida.engine import ToContext, WorkChain
 from aiida_cp2k.calculations import Cp2kCalculation
 
-from aiida_mofmlp.common import frames as fr
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.parsers.parse_raw.cp2k import FORCES_FILE, POSITIONS_FILE
 from aiida_mofmlp.workflows.cp2k import inputs as inputs_mod
 from aiida_mofmlp.workflows.cp2k.base import deep_merge_options, options_for_code
 from aiida_mofmlp.workflows.cp2k.inputs import PARSER_NAME, Cp2kProtocolMixin
+from aiida_mofmlp.workflows.functions.labels import aimd_trajectory
 
 
 def md_parameters(
@@ -47,48 +47,6 @@ def md_parameters(
         },
     }
     return parameters
-
-
-@calcfunction
-def aimd_trajectory(
-    structure: orm.StructureData, trajectory: orm.TrajectoryData, metadata_in: orm.Dict
-) -> StructureSetData:
-    """MD frames with REF_energy (eV, potential) and REF_forces (eV/A), after ``discard_steps``.
-
-    ``trajectory`` is the ``md_trajectory`` output of the ``mofmlp.cp2k`` parser (positions, cells,
-    ``forces`` and ``energies`` per step, in Angstrom, eV/Angstrom and eV); ``calc_uuid`` of every frame is
-    the CP2K calculation that produced it (the trajectory's creator).
-    """
-    info = metadata_in.get_dict()
-    template = structure.get_ase()
-    if list(trajectory.symbols) != template.get_chemical_symbols():
-        raise ValueError(f"trajectory <{trajectory.pk}> has other atoms than the input structure")
-    creator = trajectory.creator
-    calc_uuid = creator.uuid if creator is not None else ""
-    steps = trajectory.get_stepids()
-    times = trajectory.get_times()
-    cells = trajectory.get_cells()
-    positions = trajectory.get_positions()
-    forces = trajectory.get_array("forces")
-    energies = trajectory.get_array("energies")
-    frames = []
-    for k, step in enumerate(steps):
-        if int(step) < info["discard_steps"]:
-            continue
-        atoms = template.copy()
-        atoms.positions = positions[k]
-        if cells is not None:
-            atoms.set_cell(cells[k])
-        fr.set_labels(atoms, energy=float(energies[k]), forces=forces[k])
-        atoms.info.update(
-            source="aimd",
-            temperature=info["temperature"],
-            step=int(step),
-            time_fs=None if times is None else float(times[k]),
-            calc_uuid=calc_uuid,
-        )
-        frames.append(atoms)
-    return StructureSetData.from_frames(frames)
 
 
 class AimdWorkChain(Cp2kProtocolMixin, WorkChain):

@@ -148,3 +148,45 @@ def record_failures(failures: orm.List, total: orm.Int) -> orm.Dict:
     """
     frames = [dict(entry) for entry in failures.get_list()]
     return orm.Dict({"count": len(frames), "total": int(total.value), "frames": frames})
+
+
+@calcfunction
+def aimd_trajectory(
+    structure: orm.StructureData, trajectory: orm.TrajectoryData, metadata_in: orm.Dict
+) -> StructureSetData:
+    """MD frames with REF_energy (eV, potential) and REF_forces (eV/A), after ``discard_steps``.
+
+    ``trajectory`` is the ``md_trajectory`` output of the ``mofmlp.cp2k`` parser (positions, cells,
+    ``forces`` and ``energies`` per step, in Angstrom, eV/Angstrom and eV); ``calc_uuid`` of every frame is
+    the CP2K calculation that produced it (the trajectory's creator).
+    """
+    info = metadata_in.get_dict()
+    template = structure.get_ase()
+    if list(trajectory.symbols) != template.get_chemical_symbols():
+        raise ValueError(f"trajectory <{trajectory.pk}> has other atoms than the input structure")
+    creator = trajectory.creator
+    calc_uuid = creator.uuid if creator is not None else ""
+    steps = trajectory.get_stepids()
+    times = trajectory.get_times()
+    cells = trajectory.get_cells()
+    positions = trajectory.get_positions()
+    forces = trajectory.get_array("forces")
+    energies = trajectory.get_array("energies")
+    frames = []
+    for k, step in enumerate(steps):
+        if int(step) < info["discard_steps"]:
+            continue
+        atoms = template.copy()
+        atoms.positions = positions[k]
+        if cells is not None:
+            atoms.set_cell(cells[k])
+        fr.set_labels(atoms, energy=float(energies[k]), forces=forces[k])
+        atoms.info.update(
+            source="aimd",
+            temperature=info["temperature"],
+            step=int(step),
+            time_fs=None if times is None else float(times[k]),
+            calc_uuid=calc_uuid,
+        )
+        frames.append(atoms)
+    return StructureSetData.from_frames(frames)

@@ -7,28 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, calcfunction
+from aiida.engine import ToContext, WorkChain
 
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
+from aiida_mofmlp.workflows.functions.training import summarise_ensemble
 from aiida_mofmlp.workflows.mace.base import MaceProtocolMixin, MaceTrainBaseWorkChain, reject_unknown_inputs
 from aiida_mofmlp.workflows.protocols.utils import load_overrides
-
-
-@calcfunction
-def summarise_ensemble(rows: orm.List) -> orm.Dict:
-    """Seeds and validation errors of the ensemble members, with the mean validation force MAE."""
-    members = rows.get_list()
-    values = [row["valid"]["mae_f"] for row in members if (row.get("valid") or {}).get("mae_f") is not None]
-    return orm.Dict(
-        {
-            "members": members,
-            "n_models": len(members),
-            "mean_valid_mae_f": sum(values) / len(values) if values else None,
-            "units": {"mae_f": "eV/Angstrom", "mae_e_per_atom": "eV/atom"},
-        }
-    )
 
 
 class EnsembleTrainingWorkChain(MaceProtocolMixin, WorkChain):
