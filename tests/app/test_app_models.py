@@ -83,6 +83,21 @@ def test_configure_valid_defaults(configure_model):
     assert configure_model.overrides()["parameters"]["loadings"] == [1]
 
 
+def test_configure_asks_the_loops_own_validator(configure_model, monkeypatch):
+    """A setting only the loop knows the rule of (here a preset's converged_fraction above 1) is named by
+    ActiveLearningWorkChain's parameter validator, as the work chain itself would on submission."""
+    from aiida import orm
+
+    from aiida_mofmlp.workflows.active_learning.settings import validate_parameters
+
+    preset = configure_model._preset_overrides()
+    bad = {**preset, "parameters": {**preset.get("parameters", {}), "converged_fraction": 2.0}}
+    monkeypatch.setattr(type(configure_model), "_preset_overrides", lambda self: bad)
+    messages = configure_model.validate({"C", "H", "N", "O", "Zn"})
+    expected = validate_parameters(orm.Dict({**configure_model.overrides()["parameters"]}))
+    assert expected and messages == [f"settings: {expected}"] and "converged_fraction" in expected
+
+
 @pytest.mark.parametrize(
     ("changes", "words"),
     [

@@ -281,11 +281,29 @@ class ConfigureModel(tl.HasTraits):
             )
         if self.max_iterations < 1:
             messages.append(f"iterations {self.max_iterations}: valid: 1 or more")
+        if not messages:  # the choices parse: the loop's own validator has the last word
+            messages += self._loop_messages()
         messages += self._resource_messages()
         messages += self._limit_messages()
         messages += self._code_messages()
         messages += self._model_messages(set(elements))
         return messages
+
+    def _loop_messages(self) -> list[str]:
+        """What ActiveLearningWorkChain's parameter validator says about the resolved settings (the same
+        check the work chain runs on submission; the app does not repeat the loop's rules)."""
+        from aiida import orm
+
+        from aiida_mofmlp.workflows.active_learning.builders import resolved_inputs
+        from aiida_mofmlp.workflows.active_learning.settings import validate_parameters
+        from aiida_mofmlp.workflows.active_learning.workchain import ActiveLearningWorkChain
+
+        try:
+            inputs = resolved_inputs(ActiveLearningWorkChain, self.protocol, self.overrides())
+        except (TypeError, ValueError) as error:
+            return [f"settings: {error}"]
+        message = validate_parameters(orm.Dict(inputs["parameters"]))
+        return [f"settings: {message}"] if message else []
 
     def _number_messages(self) -> list[str]:
         messages = []
