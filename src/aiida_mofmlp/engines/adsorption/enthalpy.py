@@ -4,6 +4,10 @@
 runs at the same temperature (Jin et al., Chem. Sci. 2026, DOI 10.1039/D5SC09058J, Eq. 2). Each average
 comes from the equilibrated part of its time series with an error from its statistical inefficiency
 (:func:`aiida_mofmlp.common.timeseries.equilibrated_mean`); the errors add in quadrature.
+
+For N > 1 that is the *integral* heat (the average over the first N molecules). :func:`differential_heats`
+gives the *differential* heat between consecutive loadings, ``(<E_Nb> - <E_Na>) / (Nb - Na) - <E_guest> -
+RT``, what a calorimeter or the isosteric heat at that loading measures.
 """
 
 from __future__ import annotations
@@ -50,3 +54,32 @@ def heat_of_adsorption(
         "averages": parts,
         "averages_unit": "eV",
     }
+
+
+def differential_heats(averages_by_n: dict, temperature: float) -> list[dict]:
+    """Differential heats (kJ/mol) between consecutive loadings from :func:`heat_of_adsorption`'s averages.
+
+    ``averages_by_n``: ``{N: averages}`` (each with ``loaded``, ``framework`` and ``guest`` mean and error in
+    eV). The empty framework is loading 0. Returns one row per loading: ``from_n``, ``to_n``, ``value``,
+    ``error`` (errors in quadrature); the first row equals the integral heat of that loading.
+    """
+    rows = []
+    previous_n, previous = 0, None
+    for n in sorted(int(k) for k in averages_by_n):
+        parts = averages_by_n[n]
+        start = parts["framework"] if previous is None else previous
+        step = n - previous_n
+        guest = parts["guest"]
+        energy = (parts["loaded"]["mean"] - start["mean"]) / step - guest["mean"]
+        errors = [parts["loaded"]["error"] / step, start["error"] / step, guest["error"]]
+        error = math.sqrt(sum(e * e for e in errors if math.isfinite(e)))
+        rows.append(
+            {
+                "from_n": previous_n,
+                "to_n": n,
+                "value": energy * EV_TO_KJ_PER_MOL - GAS_CONSTANT_KJ * float(temperature),
+                "error": error * EV_TO_KJ_PER_MOL,
+            }
+        )
+        previous_n, previous = n, parts["loaded"]
+    return rows

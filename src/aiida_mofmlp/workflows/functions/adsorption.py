@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 from aiida_mofmlp.common.frames import GUEST_ID_KEY
 from aiida_mofmlp.common.timeseries import block_average, equilibrated_mean
 from aiida_mofmlp.data.structure_set import StructureSetData
-from aiida_mofmlp.engines.adsorption.enthalpy import heat_of_adsorption
+from aiida_mofmlp.engines.adsorption.enthalpy import differential_heats, heat_of_adsorption
 from aiida_mofmlp.engines.adsorption.occupancy import empty_box_correction, henry_molecules_per_cell
 from aiida_mofmlp.workflows.functions.labels import boxed_guest
 
@@ -273,7 +273,13 @@ def compute_heat_of_adsorption(temperature: orm.Float, **nodes) -> orm.Dict:
             }
         )
     md.sort(key=lambda row: row["n_guests"])
-    output = {"temperature": t, "unit": "kJ/mol", "mlp_md": md}
+    output = {
+        "temperature": t,
+        "unit": "kJ/mol",
+        "mlp_md": md,
+        "mlp_md_kind": "integral heat per molecule of the first N (Eq. 2)",
+        "mlp_md_differential": differential_heats({row["n_guests"]: row["averages"] for row in md}, t),
+    }
     if "widom" in nodes:
         widom = nodes["widom"].get_dict()
         output["mlp_widom"] = {
