@@ -119,6 +119,9 @@ def test_heat_of_adsorption_equals_recomputation_from_stored_energies(adsorption
     assert heat["mlp_md"][0]["n_guests"] == 2
     assert heat["mlp_md"][0]["value"] == pytest.approx(expected["heat_of_adsorption"], abs=1e-6)
     assert heat["mlp_md"][0]["error"] == pytest.approx(expected["heat_of_adsorption_error"], abs=1e-6)
+    (differential,) = heat["mlp_md_differential"]  # one loading: from the empty framework = integral
+    assert (differential["from_n"], differential["to_n"]) == (0, 2)
+    assert differential["value"] == pytest.approx(heat["mlp_md"][0]["value"], abs=1e-9)
     widom = results["widom"].get_dict()
     assert heat["mlp_widom"]["value"] == pytest.approx(widom["isosteric_heat"])
     assert math.isfinite(widom["henry_coefficient"]) and widom["henry_coefficient"] > 0
