@@ -46,12 +46,11 @@ def main() -> None:
     run, structure = final_ensemble(args.framework, args.guest, args.run)
     codes = ensure_codes(ensure_localhost())
     builder = AdsorptionWorkChain.get_builder_from_protocol(
-        {kind: codes.get(kind) for kind in ("md", "widom", "raspa", "xtb")},
         structure,
-        run.inputs.guest if "guest" in run.inputs else args.guest,
         dict(run.outputs.models),
+        {kind: codes.get(kind) for kind in ("md", "widom", "raspa", "xtb", "deviation")},
         protocol=args.protocol,
-        deviation_code=codes.get("deviation"),
+        guest=run.inputs.guest if "guest" in run.inputs else args.guest,
     )
     results, node = run_get_node(builder)
     print(f"AdsorptionWorkChain<{node.pk}>: {node.exit_status} {node.exit_message or ''}")

@@ -63,12 +63,7 @@ def main() -> None:
         models = dict(load_run(args.run).outputs.models)
         structure, overrides = orm.load_node(args.loaded), None
     builder = DiffusionWorkChain.get_builder_from_protocol(
-        codes["md"],
-        structure,
-        models,
-        protocol=args.protocol,
-        overrides=overrides,
-        deviation_code=codes.get("deviation"),
+        structure, models, codes, protocol=args.protocol, overrides=overrides
     )
     results, node = run_get_node(builder)
     print(f"DiffusionWorkChain<{node.pk}> exit status {node.exit_status}")

@@ -34,14 +34,12 @@ def main() -> None:
     run = load_run(args.run)
     models = dict(run.outputs.models)
     builder = ModelCardWorkChain.get_builder_from_protocol(
-        codes["phonons"],
         run.inputs.structure,
         models,
-        md_code=codes["md"],
+        codes,
+        protocol=args.protocol,
         guest=run.inputs.guest if "guest" in run.inputs else None,
         validation_frames=run.outputs.validation_frames if "validation_frames" in run.outputs else None,
-        protocol=args.protocol,
-        deviation_code=codes["deviation"] if len(models) > 1 else None,
     )
     results, node = run_get_node(builder)
     print(f"ModelCardWorkChain<{node.pk}> exit status {node.exit_status}")

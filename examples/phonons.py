@@ -46,13 +46,7 @@ def main() -> None:
         models = [MaceModelData.small_mof_foundation()]
     else:
         raise SystemExit("give --mgo, --run or --cif")
-    builder = PhononsWorkChain.get_builder_from_protocol(
-        codes["phonons"],
-        structure,
-        models,
-        protocol=args.protocol,
-        deviation_code=codes.get("deviation") if len(models) > 1 else None,
-    )
+    builder = PhononsWorkChain.get_builder_from_protocol(structure, models, codes, protocol=args.protocol)
     results, node = run_get_node(builder)
     print(f"PhononsWorkChain<{node.pk}> exit status {node.exit_status} {node.exit_message or ''}")
     summary = results["results"].get_dict()

@@ -51,12 +51,7 @@ def main() -> None:
     else:
         raise SystemExit("give --run or --toy")
     builder = ThermalExpansionWorkChain.get_builder_from_protocol(
-        codes["md"],
-        structure,
-        models,
-        protocol=args.protocol,
-        overrides=overrides,
-        deviation_code=codes.get("deviation") if len(models) > 1 else None,
+        structure, models, codes, protocol=args.protocol, overrides=overrides
     )
     results, node = run_get_node(builder)
     print(f"ThermalExpansionWorkChain<{node.pk}> exit status {node.exit_status}")

@@ -259,21 +259,31 @@ def test_property_builders_equal_protocol_builders(finished_al_run, mofmlp_codes
     }
     deviation = mofmlp_codes["deviation"]
     md, phonons = mofmlp_codes["md"], mofmlp_codes["phonons"]
-    common = {"protocol": protocol, "deviation_code": deviation}
+    adsorption_codes = {kind: mofmlp_codes.get(kind) for kind in ("md", "widom", "raspa", "xtb")}
+    common = {"protocol": protocol}
     expected = {
         "adsorption": lambda cls: cls.get_builder_from_protocol(
-            {kind: mofmlp_codes.get(kind) for kind in ("md", "widom", "raspa", "xtb")},
-            structure,
-            guest,
-            models,
-            **common,
+            structure, models, {**adsorption_codes, "deviation": deviation}, guest=guest, **common
         ),
-        "diffusion": lambda cls: cls.get_builder_from_protocol(md, loaded, models, **common),
-        "thermal expansion": lambda cls: cls.get_builder_from_protocol(md, structure, models, **common),
-        "melt-quench": lambda cls: cls.get_builder_from_protocol(md, structure, models, **common),
-        "phonons": lambda cls: cls.get_builder_from_protocol(phonons, structure, models, **common),
+        "diffusion": lambda cls: cls.get_builder_from_protocol(
+            loaded, models, {"md": md, "deviation": deviation}, **common
+        ),
+        "thermal expansion": lambda cls: cls.get_builder_from_protocol(
+            structure, models, {"md": md, "deviation": deviation}, **common
+        ),
+        "melt-quench": lambda cls: cls.get_builder_from_protocol(
+            structure, models, {"md": md, "deviation": deviation}, **common
+        ),
+        "phonons": lambda cls: cls.get_builder_from_protocol(
+            structure, models, {"phonons": phonons, "deviation": deviation}, **common
+        ),
         "model card": lambda cls: cls.get_builder_from_protocol(
-            phonons, structure, models, md_code=md, guest=guest, validation_frames=validation, **common
+            structure,
+            models,
+            {"phonons": phonons, "md": md, "deviation": deviation},
+            guest=guest,
+            validation_frames=validation,
+            **common,
         ),
     }
     for label, builder in builders.items():

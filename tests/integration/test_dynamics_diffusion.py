@@ -46,12 +46,11 @@ def test_diffusion_workchain_gives_d_rdf_arrhenius_and_trust(require_code, ensem
     structure = StructureSetData.from_frames([toy_frame(n_guests=2, rattle=0.0)])
     overrides = {**TINY_MD, "temperatures": [300.0, 600.0], "analysis": {"equilibration_ps": 0.01}}
     builder = DiffusionWorkChain.get_builder_from_protocol(
-        require_code("md"),
         structure,
         ensemble,
+        {"md": require_code("md"), "deviation": require_code("deviation")},
         protocol="fast",
         overrides=overrides,
-        deviation_code=require_code("deviation"),
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message

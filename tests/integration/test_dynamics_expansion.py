@@ -43,7 +43,7 @@ def test_thermal_expansion_lattice_alpha_and_vdos(aiida_profile, require_code, t
     framework = orm.StructureData(ase=toy_frame(n_guests=0, rattle=0.0))
     with pytest.warns(UserWarning, match="stress"):
         builder = ThermalExpansionWorkChain.get_builder_from_protocol(
-            require_code("md"), framework, [model], protocol="fast", overrides=TINY
+            framework, [model], {"md": require_code("md")}, protocol="fast", overrides=TINY
         )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message

@@ -63,7 +63,7 @@ def _builder(inputs, program, checks=None):
     code, crystal, models = inputs
     overrides = {**MD, "program": program, "checks": checks or {"probe_radius": 1.2, "samples_per_atom": 200}}
     return MeltQuenchWorkChain.get_builder_from_protocol(
-        code, crystal, models, protocol="fast", overrides=overrides
+        crystal, models, {"md": code}, protocol="fast", overrides=overrides
     )
 
 

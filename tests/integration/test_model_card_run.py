@@ -46,10 +46,9 @@ def test_model_card_of_fine_tuned_and_foundation(aiida_profile, require_code, tm
 
     frames = _validation_frames(foundation_files().model)
     builder = ModelCardWorkChain.get_builder_from_protocol(
-        require_code("phonons"),
         structure,
         fine_tuned,
-        md_code=require_code("md"),
+        {"phonons": require_code("phonons"), "md": require_code("md")},
         validation_frames=frames,
         protocol="fast",
         overrides={"npt": {"md": {"parameters": {"steps": 100, "thermo_interval": 10, "dump_interval": 50}}}},

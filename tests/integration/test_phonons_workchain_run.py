@@ -21,12 +21,11 @@ def test_workchain_outputs_with_units_and_trust(aiida_profile, require_code, tmp
     structure = orm.StructureData(ase=bulk("MgO", "rocksalt", a=4.0))
     overrides = {"phonons": {"parameters": {"phonons": {"band_points": 21}}}}
     builder = PhononsWorkChain.get_builder_from_protocol(
-        require_code("phonons"),
         structure,
         [foundation, second],
+        {"phonons": require_code("phonons"), "deviation": require_code("deviation")},
         protocol="fast",
         overrides=overrides,
-        deviation_code=require_code("deviation"),
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message

@@ -233,15 +233,15 @@ def run_model_card(node, profile: str, output_dir: Path, echo: Callable[[str], N
         return None
     codes = _codes(profile, ("phonons", "md", "deviation"))
     models = dict(node.outputs.models)
+    if len(models) < 2:
+        codes.pop("deviation")  # one model: nothing to disagree
     builder = ModelCardWorkChain.get_builder_from_protocol(
-        codes["phonons"],
         node.inputs.structure,
         models,
-        md_code=codes["md"],
+        codes,
+        protocol="fast",
         guest=node.inputs.get("guest"),
         validation_frames=node.outputs.get("validation_frames"),
-        protocol="fast",
-        deviation_code=codes["deviation"] if len(models) > 1 else None,
     )
     echo("")
     echo("Model card of the fine-tuned ensemble and its foundation (relaxation, NPT, bulk modulus, Cv, ...):")

@@ -150,12 +150,12 @@ def test_repeat_with_the_xtb_protocol_is_refused_before_any_job(
 
     # the whole work chain refuses it at launch, before any calculation
     builder = AdsorptionWorkChain.get_builder_from_protocol(
-        {kind: mofmlp_codes[kind] for kind in ("md", "widom", "raspa", "cp2k")},
         water_crystal(),
-        "CO2",
         [tiny_models["model_0"]],
+        {kind: mofmlp_codes[kind] for kind in ("md", "widom", "raspa", "cp2k")},
         protocol="fast",
         overrides={"pressures": [1.0], "loadings": [1], "framework_charges": "repeat", "settings": settings},
+        guest="CO2",
     )
     n_jobs = orm.QueryBuilder().append(orm.CalcJobNode).count()
     with pytest.raises(ValueError, match="use 'xtb' charges for the xTB protocol"):
@@ -205,12 +205,12 @@ def test_adsorption_workchain_hands_repeat_charges_to_raspa(mofmlp_codes, tiny_m
         pytest.fail(f"programs {missing} are not installed; run the README's test command to install them")
     structure = water_crystal()
     builder = AdsorptionWorkChain.get_builder_from_protocol(
-        {kind: mofmlp_codes[kind] for kind in ("md", "widom", "raspa", "cp2k")},
         structure,
-        "CO2",
         [tiny_models["model_0"], tiny_models["model_1"]],
+        {kind: mofmlp_codes[kind] for kind in ("md", "widom", "raspa", "cp2k")},
         protocol="fast",
         overrides=RUN_OVERRIDES,
+        guest="CO2",
     )
     start = time.perf_counter()
     results, node = run_get_node(builder)

@@ -93,22 +93,24 @@ def test_builder_from_protocol(dmof, tiny_models, require_code):
     models = [tiny_models["model_0"], tiny_models["model_1"]]
     codes = {"md": require_code("md"), "widom": require_code("widom")}
     for protocol in AdsorptionWorkChain.get_available_protocols():
-        builder = AdsorptionWorkChain.get_builder_from_protocol(codes, dmof, "CO2", models, protocol=protocol)
+        builder = AdsorptionWorkChain.get_builder_from_protocol(
+            dmof, models, codes, protocol=protocol, guest="CO2"
+        )
         assert builder.framework_charges.value == "none"  # fast asks for xtb, but no xTB code was given
         assert sorted(builder.models) == ["model_0", "model_1"]
         assert all(p > 0 for p in builder.pressures.get_list())
     builder = AdsorptionWorkChain.get_builder_from_protocol(
-        {},
         dmof,
-        "CO2",
         models,
+        {},
         protocol="fast",
         overrides={"pressures": [2.0], "settings": {"gcmc": {"n_blocks": 3}}},
+        guest="CO2",
     )
     assert builder.pressures.get_list() == [2.0]
     assert builder.settings["gcmc"]["n_blocks"] == 3
     assert builder.settings["gcmc"]["attempt_interval"] == 5  # the paper's one attempt every 5 MD steps
     with pytest.raises(ValueError, match="unknown inputs \\['pressure'\\]"):
         AdsorptionWorkChain.get_builder_from_protocol(
-            codes, dmof, "CO2", models, overrides={"pressure": [1.0]}
+            dmof, models, codes, overrides={"pressure": [1.0]}, guest="CO2"
         )

@@ -61,14 +61,13 @@ def adsorption_run(aiida_profile, dmof, tiny_models):
     if missing:
         pytest.fail(f"programs {missing} are not installed; run the README's test command to install them")
     builder = AdsorptionWorkChain.get_builder_from_protocol(
-        {kind: codes[kind] for kind in ("md", "widom", "raspa", "xtb")},
         dmof,
-        "CO2",
         [tiny_models["model_0"], tiny_models["model_1"]],
+        {kind: codes[kind] for kind in ("md", "widom", "raspa", "xtb", "deviation")},
         protocol="fast",
         overrides=OVERRIDES,
-        deviation_code=codes["deviation"],
-        trust_levels={"lo": 0.002, "hi": 0.5},
+        trust={"lo": 0.002, "hi": 0.5},
+        guest="CO2",
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, (node.exit_status, node.exit_message)

@@ -24,7 +24,7 @@ def test_diffusion_needs_guests_and_positive_temperatures(setup):
 
     code, models = setup
     empty = StructureSetData.from_frames([toy_frame(n_guests=0)])
-    builder = DiffusionWorkChain.get_builder_from_protocol(code, empty, models, protocol="fast")
+    builder = DiffusionWorkChain.get_builder_from_protocol(empty, models, {"md": code}, protocol="fast")
     with pytest.raises(ValueError, match="frame 0 has no guest molecules"):
         run_get_node(builder)
     builder.structure = orm.StructureData(ase=toy_frame(n_guests=1))
@@ -43,7 +43,7 @@ def test_thermal_expansion_warns_without_stress_and_checks_the_vdos_run(setup):
     framework = orm.StructureData(ase=toy_frame(n_guests=0))
     with pytest.warns(UserWarning, match="NPT with model .* no record of stress training"):
         builder = ThermalExpansionWorkChain.get_builder_from_protocol(
-            code, framework, models, protocol="fast"
+            framework, models, {"md": code}, protocol="fast"
         )
     assert builder.md.md.parameters["barostat"] == "aniso"  # cell angles fixed
     with pytest.raises(ValueError, match="give 2 frames; the velocity autocorrelation needs at least 8"):
@@ -70,13 +70,13 @@ def test_melt_quench_program_without_steps_is_rejected(setup):
     crystal = orm.StructureData(ase=toy_frame(n_guests=0))
     with pytest.raises(ValueError, match=r"program: segments \['plateau'\] get no MD steps"):
         MeltQuenchWorkChain.get_builder_from_protocol(
-            code, crystal, models, protocol="fast", overrides={"program": {"plateau_ps": 1e-5}}
+            crystal, models, {"md": code}, protocol="fast", overrides={"program": {"plateau_ps": 1e-5}}
         )
     with pytest.raises(ValueError, match="heating_rate must be > 0"):
         melt_quench_segments({"heating_rate": 0})
     with pytest.raises(ValueError, match=r"melt_temperature 250\.0 K must exceed"):
         melt_quench_segments({"melt_temperature": 250.0})
-    builder = MeltQuenchWorkChain.get_builder_from_protocol(code, crystal, models, protocol="fast")
+    builder = MeltQuenchWorkChain.get_builder_from_protocol(crystal, models, {"md": code}, protocol="fast")
     with pytest.raises(ValueError, match="break_factor > bond_factor"):
         builder.checks = orm.Dict({"break_factor": 1.0})
 

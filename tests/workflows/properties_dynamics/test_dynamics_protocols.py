@@ -31,7 +31,7 @@ def test_builders_of_every_protocol(setup, protocol):
     md_code, deviation_code, models, loaded = setup
     framework = orm.StructureData(ase=toy_frame(n_guests=0))
     diffusion = DiffusionWorkChain.get_builder_from_protocol(
-        md_code, loaded, models, protocol=protocol, deviation_code=deviation_code
+        loaded, models, {"md": md_code, "deviation": deviation_code}, protocol=protocol
     )
     parameters = diffusion.md.md.parameters.get_dict()
     load_settings(parameters)
@@ -39,13 +39,15 @@ def test_builders_of_every_protocol(setup, protocol):
     assert diffusion.deviation.deviation.code.pk == deviation_code.pk  # the trust is set up
     assert sorted(diffusion.models) == ["model_0", "model_1"]
     expansion = ThermalExpansionWorkChain.get_builder_from_protocol(
-        md_code, framework, models, protocol=protocol
+        framework, models, {"md": md_code}, protocol=protocol
     )
     assert (
         expansion.md.md.parameters["ensemble"] == "npt" and expansion.md.md.parameters["barostat"] == "aniso"
     )
     assert len(expansion.temperatures.get_list()) >= 2
-    melt = MeltQuenchWorkChain.get_builder_from_protocol(md_code, framework, models, protocol=protocol)
+    melt = MeltQuenchWorkChain.get_builder_from_protocol(
+        framework, models, {"md": md_code}, protocol=protocol
+    )
     segments = melt_quench_segments(melt.program.get_dict())
     assert [s["label"] for s in segments][-1] == "glass"
     assert max(max(s["temperature"]) for s in segments) == 1500.0
@@ -62,7 +64,7 @@ def test_overrides_reach_the_md_and_analysis(setup):
         "md": {"md": {"parameters": {"timestep_fs": 1.0}}, "min_timestep_fs": 0.3},
     }
     builder = DiffusionWorkChain.get_builder_from_protocol(
-        md_code, loaded, models, "fast", overrides=overrides
+        loaded, models, {"md": md_code}, "fast", overrides=overrides
     )
     assert builder.temperatures.get_list() == [77.0]
     assert builder.analysis["equilibration_ps"] == 2.0 and builder.analysis["tolerance"] == 0.25

@@ -76,7 +76,8 @@ def test_unknown_parameters_and_missing_task_inputs(foundation, mgo):
 @pytest.mark.parametrize("protocol", ["fast", "balanced", "stringent"])
 def test_builder_from_protocol(foundation, mgo, mofmlp_codes, protocol):
     code = mofmlp_codes["phonons"]
-    builder = PhononsWorkChain.get_builder_from_protocol(code, mgo, foundation, protocol=protocol)
+    codes = {"phonons": code}
+    builder = PhononsWorkChain.get_builder_from_protocol(mgo, foundation, codes, protocol=protocol)
     params = builder.phonons.parameters.get_dict()
     assert params["tasks"][:3] == ["relax", "phonons", "eos"]
     assert ("qha" in params["tasks"]) == (protocol != "fast")
@@ -84,14 +85,14 @@ def test_builder_from_protocol(foundation, mgo, mofmlp_codes, protocol):
     assert builder.models["model_0"].uuid == foundation.uuid
     assert validate_workchain_inputs(builder._inputs(prune=True)) is None
     with pytest.raises(ValueError, match="unknown inputs"):
-        PhononsWorkChain.get_builder_from_protocol(code, mgo, foundation, overrides={"phonon": {}})
+        PhononsWorkChain.get_builder_from_protocol(mgo, foundation, codes, overrides={"phonon": {}})
 
 
 def test_handlers_retry_imaginary_modes_once_then_give_up(
     foundation, mgo, mofmlp_codes, generate_workchain, generate_calc_job_node
 ):
     code = mofmlp_codes["phonons"]
-    builder = PhononsWorkChain.get_builder_from_protocol(code, mgo, foundation, protocol="fast")
+    builder = PhononsWorkChain.get_builder_from_protocol(mgo, foundation, {"phonons": code}, protocol="fast")
     process = generate_workchain(PhononsWorkChain, builder._inputs(prune=True))
     process.setup()
     relaxed = orm.StructureData(ase=bulk("MgO", "rocksalt", a=4.1))
@@ -116,7 +117,7 @@ def test_handler_continues_an_unconverged_relaxation(
     foundation, mgo, mofmlp_codes, generate_workchain, generate_calc_job_node
 ):
     builder = PhononsWorkChain.get_builder_from_protocol(
-        mofmlp_codes["phonons"], mgo, foundation, protocol="fast"
+        mgo, foundation, {"phonons": mofmlp_codes["phonons"]}, protocol="fast"
     )
     process = generate_workchain(PhononsWorkChain, builder._inputs(prune=True))
     process.setup()

@@ -307,23 +307,25 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls,
-        codes: Mapping[str, orm.AbstractCode],
         structure: orm.StructureData,
-        guest: GuestMoleculeData | str,
         models: Mapping[str, MaceModelData] | list[MaceModelData],
+        codes: Mapping[str, orm.AbstractCode | None],
         protocol: str | None = None,
         overrides: Mapping | str | os.PathLike | None = None,
-        options: Mapping | None = None,
-        deviation_code: orm.AbstractCode | None = None,
-        trust_levels: Mapping | None = None,
+        trust: Mapping | None = None,
+        *,
+        options: dict | None = None,
+        guest: GuestMoleculeData | str,
     ):
         """A builder from protocol ``fast`` / ``balanced`` / ``stringent`` of ``adsorption.yaml``.
 
-        ``codes`` maps ``md``, ``widom`` and optionally ``raspa``, ``xtb`` and ``cp2k`` to codes; ``models``
-        is the ensemble (a list is labelled ``model_0``, ...). ``overrides`` is shaped like the inputs, e.g.
-        ``{"pressures": [0.5, 1.0], "settings": {"gcmc": {"production_steps": 400}}}``. Without an xTB code
-        the ``xtb`` charges of the fast protocol fall back to ``none``. ``deviation_code`` and
-        ``trust_levels`` set the trust inputs.
+        The one signature of every property work chain (``workflows/properties/registry.py``): ``codes``
+        by kind (``md``, ``widom``, optional ``raspa``, ``xtb``, ``cp2k``; ``deviation``: mofmlp-deviation,
+        turns on the ensemble's trust), ``trust`` the window ``lo``/``hi`` (eV/Å; default the protocol's);
+        ``guest`` a GuestMoleculeData or a built-in name. ``models`` is the ensemble (a list is labelled
+        ``model_0``, ...). ``overrides`` is shaped like the inputs, e.g. ``{"pressures": [0.5, 1.0],
+        "settings": {"gcmc": {"production_steps": 400}}}``. Without an xTB code the ``xtb`` charges of the
+        fast protocol fall back to ``none``.
         """
         inputs = cls.get_protocol_inputs(protocol, load_overrides(overrides))
         valid = {"temperature", "pressures", "loadings", "framework_charges", "settings", "options"}
@@ -337,7 +339,7 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             models = {f"model_{index}": model for index, model in enumerate(models)}
         builder.models = dict(models)
         for key, code in codes.items():
-            if code is not None:
+            if code is not None and key != "deviation":
                 builder.codes[key] = code
         charges = inputs["framework_charges"]
         if charges == "xtb" and codes.get("xtb") is None:
@@ -348,7 +350,7 @@ class AdsorptionWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         builder.framework_charges = orm.Str(charges)
         builder.settings = orm.Dict(inputs["settings"])
         builder.options = orm.Dict(deep_merge(inputs["options"], dict(options or {})))
-        fill_trust_inputs(builder, deviation_code, protocol, dict(options or {}) or None, trust_levels)
+        fill_trust_inputs(builder, codes.get("deviation"), protocol, dict(options or {}) or None, trust)
         return builder
 
     # --- steps ---------------------------------------------------------------------------------------

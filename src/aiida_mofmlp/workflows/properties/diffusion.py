@@ -147,20 +147,24 @@ class DiffusionWorkChain(MdPropertyWorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls,
-        code: orm.AbstractCode,
         structure: StructureSetData,
         models: Sequence[MaceModelData] | Mapping[str, MaceModelData],
+        codes: Mapping[str, orm.AbstractCode | None],
         protocol: str | None = None,
         overrides: Mapping | str | os.PathLike | None = None,
+        trust: Mapping | None = None,
+        *,
         options: dict | None = None,
-        deviation_code: orm.AbstractCode | None = None,
     ):
         """A builder for guest diffusion in ``structure`` (guests marked by guest_id) with ``models``.
 
+        The one signature of every property work chain (``workflows/properties/registry.py``): ``codes``
+        by kind (``md``; ``deviation``: mofmlp-deviation, turns on the ensemble's trust), ``trust`` the
+        window ``lo``/``hi`` (eV/Å; default the protocol's).
+
         ``overrides`` is shaped like the inputs, e.g. ``{"temperatures": [77, 150], "md": {"md":
         {"parameters": {"steps": 4000}}}, "analysis": {"equilibration_ps": 1.0}}``; ``md`` is merged over
-        LammpsMdBaseWorkChain's protocol of the same name. ``deviation_code`` (mofmlp-deviation) enables
-        the trust.
+        LammpsMdBaseWorkChain's protocol of the same name..
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
@@ -168,6 +172,7 @@ class DiffusionWorkChain(MdPropertyWorkChain):
         builder.models = cls.models_dict(models)
         builder.temperatures = orm.List(list(inputs["temperatures"]))
         builder.analysis = orm.Dict(inputs.get("analysis", {}))
-        cls.md_builder_inputs(builder, code, protocol, inputs.get("md", {}), options)
-        fill_trust_inputs(builder, deviation_code, protocol, options, inputs.get("trust_levels"))
+        cls.md_builder_inputs(builder, codes["md"], protocol, inputs.get("md", {}), options)
+        levels = trust if trust is not None else inputs.get("trust_levels")
+        fill_trust_inputs(builder, codes.get("deviation"), protocol, options, levels)
         return builder

@@ -286,15 +286,20 @@ class MeltQuenchWorkChain(MdPropertyWorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls,
-        code: orm.AbstractCode,
         structure: orm.StructureData | StructureSetData,
         models: Sequence[MaceModelData] | Mapping[str, MaceModelData],
+        codes: Mapping[str, orm.AbstractCode | None],
         protocol: str | None = None,
         overrides: Mapping | str | os.PathLike | None = None,
+        trust: Mapping | None = None,
+        *,
         options: dict | None = None,
-        deviation_code: orm.AbstractCode | None = None,
     ):
         """A builder for a melt-quench of ``structure`` (the crystal) with ``models`` (model_0 drives).
+
+        The one signature of every property work chain (``workflows/properties/registry.py``): ``codes``
+        by kind (``md``; ``deviation``: mofmlp-deviation, turns on the ensemble's trust), ``trust`` the
+        window ``lo``/``hi`` (eV/Å; default the protocol's).
 
         ``overrides`` is shaped like the inputs, e.g. ``{"program": {"melt_temperature": 1200, "plateau_ps":
         20}, "checks": {"cutoff": 2.6}}``. Bad programs raise ValueError here, before any job runs.
@@ -307,6 +312,7 @@ class MeltQuenchWorkChain(MdPropertyWorkChain):
         builder.models = cls.models_dict(models)
         builder.program = orm.Dict(program)
         builder.checks = orm.Dict(inputs.get("checks", {}))
-        cls.md_builder_inputs(builder, code, protocol, inputs.get("md", {}), options)
-        fill_trust_inputs(builder, deviation_code, protocol, options, inputs.get("trust_levels"))
+        cls.md_builder_inputs(builder, codes["md"], protocol, inputs.get("md", {}), options)
+        levels = trust if trust is not None else inputs.get("trust_levels")
+        fill_trust_inputs(builder, codes.get("deviation"), protocol, options, levels)
         return builder

@@ -247,23 +247,25 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls,
-        phonons_code: orm.AbstractCode,
         structure: orm.StructureData,
         models: MaceModelData | list[MaceModelData] | dict[str, MaceModelData],
-        md_code: orm.AbstractCode | None = None,
+        codes: Mapping[str, orm.AbstractCode | None],
+        protocol: str | None = None,
+        overrides: Mapping | str | os.PathLike | None = None,
+        trust: Mapping | None = None,
+        *,
+        options: dict | None = None,
         foundation: MaceModelData | None = None,
         guest: GuestMoleculeData | None = None,
         validation_frames: StructureSetData | None = None,
-        protocol: str | None = None,
-        overrides: Mapping | str | os.PathLike | None = None,
-        options: dict | None = None,
-        deviation_code: orm.AbstractCode | None = None,
     ):
         """A builder for the card of ``models`` (model_0 on the card) and ``foundation`` on ``structure``.
 
         ``overrides`` (a dict or a YAML path) is shaped like ``model_card.yaml``: ``phonons`` holds overrides
-        of PhononsWorkChain's protocol, ``npt`` of LammpsMdBaseWorkChain's. Without ``md_code`` the NPT
-        stability row is left out; ``deviation_code`` turns on the ensemble's trust on the NPT trajectory.
+        of PhononsWorkChain's protocol, ``npt`` of LammpsMdBaseWorkChain's. Without ``codes['md']`` the NPT
+        stability row is left out. The one signature of every property work chain
+        (``workflows/properties/registry.py``): ``codes`` by kind (``phonons``, ``md``; ``deviation``:
+        mofmlp-deviation, turns on the ensemble's trust), ``trust`` the window ``lo``/``hi`` (eV/Å).
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
         unknown = sorted(set(inputs) - {"phonons", "npt"})
@@ -273,8 +275,14 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             models = [models]
         if not isinstance(models, dict):
             models = {f"model_{index}": model for index, model in enumerate(models)}
+        phonons_code, md_code = codes["phonons"], codes.get("md")
         phonons = PhononsWorkChain.get_builder_from_protocol(
-            phonons_code, structure, driving_model(models), protocol, inputs["phonons"], options
+            structure,
+            driving_model(models),
+            {"phonons": phonons_code},
+            protocol,
+            inputs["phonons"],
+            options=options,
         )
         builder = cls.get_builder()
         builder.structure = structure
@@ -298,5 +306,5 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             builder.guest = guest
         if validation_frames is not None:
             builder.validation_frames = validation_frames
-        fill_trust_inputs(builder, deviation_code, protocol, options)
+        fill_trust_inputs(builder, codes.get("deviation"), protocol, options, trust)
         return builder

@@ -144,15 +144,16 @@ class PhononsWorkChain(PropertyTrustMixin, ProtocolMixin, BaseRestartWorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls,
-        code: orm.AbstractCode,
         structure: orm.StructureData,
         models: MaceModelData | list[MaceModelData] | dict[str, MaceModelData],
+        codes: Mapping[str, orm.AbstractCode | None],
         protocol: str | None = None,
         overrides: Mapping | str | os.PathLike | None = None,
+        trust: Mapping | None = None,
+        *,
         options: dict | None = None,
         guest: GuestMoleculeData | None = None,
         validation_frames: StructureSetData | None = None,
-        deviation_code: orm.AbstractCode | None = None,
     ):
         """A builder for ``structure`` with ``models`` (one model, a list or a dict; the first drives).
 
@@ -160,8 +161,10 @@ class PhononsWorkChain(PropertyTrustMixin, ProtocolMixin, BaseRestartWorkChain):
         ``{"phonons": {"parameters": {"tasks": ["relax", "phonons"], "phonons": {"supercell": [2, 2, 2]}}}}``
         and deep-merged over the protocol of ``phonons.yaml``; ``options`` is deep-merged into
         ``phonons.metadata.options``. ``guest`` adds the host_guest task's molecule, ``validation_frames``
-        the errors task's frames; ``deviation_code`` (mofmlp-deviation) turns on the trust check of an
-        ensemble.
+        the errors task's frames.
+        The one signature of every property work chain (``workflows/properties/registry.py``): ``codes``
+        by kind (``phonons``; ``deviation``: mofmlp-deviation, turns on the ensemble's trust), ``trust`` the
+        window ``lo``/``hi`` (eV/Å; default the protocol's).
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
         unknown = sorted(set(inputs) - {"max_iterations", "phonons", "trust_levels"})
@@ -175,7 +178,7 @@ class PhononsWorkChain(PropertyTrustMixin, ProtocolMixin, BaseRestartWorkChain):
             models = {f"model_{index}": model for index, model in enumerate(models)}
         builder = cls.get_builder()
         builder.models = models
-        builder.phonons.code = code
+        builder.phonons.code = codes["phonons"]
         builder.phonons.structure = structure
         builder.phonons.parameters = orm.Dict(inputs["phonons"]["parameters"])
         builder.phonons.metadata.options = deep_merge(inputs["phonons"]["metadata"]["options"], options)
@@ -184,5 +187,6 @@ class PhononsWorkChain(PropertyTrustMixin, ProtocolMixin, BaseRestartWorkChain):
         if validation_frames is not None:
             builder.phonons.validation_frames = validation_frames
         builder.max_iterations = orm.Int(inputs["max_iterations"])
-        fill_trust_inputs(builder, deviation_code, protocol, options, inputs.get("trust_levels"))
+        levels = trust if trust is not None else inputs.get("trust_levels")
+        fill_trust_inputs(builder, codes.get("deviation"), protocol, options, levels)
         return builder

@@ -2,10 +2,10 @@
 
 :data:`PROPERTIES` maps a key (``adsorption``, ``diffusion``, ``thermal_expansion``, ``melt_quench``,
 ``phonons``, ``model_card``) to a :class:`PropertyEntry`: the label people read, the entry point, the code
-kinds it takes and needs, and what else it needs (a guest; frames with guests). :func:`property_builder` makes
-any of them from the same arguments, ``(key, structure, models, codes, protocol=, overrides=, trust=, ...)``,
-calling the work chain's own ``get_builder_from_protocol``. ``PropertiesWorkChain``, the loop's ``properties``
-step, the app and the command line all go through here; nothing else names the property work chains.
+kinds it takes and needs, and what else it needs (a guest; frames with guests). Every work chain's own
+``get_builder_from_protocol`` takes ``(structure, models, codes, protocol=, overrides=, trust=, **extra)``;
+:func:`property_builder` calls it for any key from one set of arguments. ``PropertiesWorkChain``, the loop's
+``properties`` step, the app and the command line all go through here.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class PropertyEntry:
     required_codes: tuple[str, ...]  # code kinds without which it cannot run
     needs_guest: bool = False
     needs_loaded_frame: bool = False  # a frame with guests in it (the loop's loaded starting frame)
+    extra_inputs: tuple[str, ...] = ()  # keyword inputs of its builder beyond the common ones
 
     def workflow(self):
         """The work chain class (loaded by entry point)."""
@@ -46,6 +47,7 @@ PROPERTIES: dict[str, PropertyEntry] = {
             ("md", "widom", "raspa", "xtb", "deviation"),
             ("md", "widom"),
             needs_guest=True,
+            extra_inputs=("guest",),
         ),
         PropertyEntry(
             "diffusion",
@@ -74,6 +76,7 @@ PROPERTIES: dict[str, PropertyEntry] = {
             "mofmlp.properties.model_card",
             ("phonons", "md", "deviation"),
             ("phonons",),
+            extra_inputs=("guest", "validation_frames"),
         ),
     )
 }
@@ -138,34 +141,21 @@ def property_builder(
     )
     if problems:
         raise ValueError(problems[0])
-    cls = entry.workflow()
     models = dict(models)
-    deviation = codes.get("deviation") if len(models) > 1 else None
-    common = {"protocol": protocol, "overrides": overrides, "deviation_code": deviation}
-    if entry.key == "adsorption":
-        kinds = {kind: codes.get(kind) for kind in ("md", "widom", "raspa", "xtb")}
-        builder = cls.get_builder_from_protocol(kinds, structure, guest, models, **common)
-    elif entry.key == "diffusion":
-        builder = cls.get_builder_from_protocol(codes["md"], loaded_frame, models, **common)
-    elif entry.key in ("thermal_expansion", "melt_quench"):
-        builder = cls.get_builder_from_protocol(codes["md"], structure, models, **common)
-    elif entry.key == "phonons":
-        builder = cls.get_builder_from_protocol(codes["phonons"], structure, models, **common)
-    else:  # model card
-        builder = cls.get_builder_from_protocol(
-            codes["phonons"],
-            structure,
-            models,
-            md_code=codes.get("md"),
-            guest=guest,
-            validation_frames=validation_frames,
-            **common,
-        )
+    kinds = {kind: codes.get(kind) for kind in entry.codes if codes.get(kind) is not None}
+    if len(models) < 2:
+        kinds.pop("deviation", None)  # one model: nothing to disagree
+    given = {"guest": guest, "validation_frames": validation_frames}
+    extra = {name: given[name] for name in entry.extra_inputs if given[name] is not None}
+    start = loaded_frame if entry.needs_loaded_frame else structure
+    trust_window = None
     if trust:
         from aiida_mofmlp.common.trust import TrustWindow
 
-        builder.trust_levels = orm.Dict(TrustWindow.from_mapping(dict(trust)).as_dict())
-    return builder
+        trust_window = TrustWindow.from_mapping(dict(trust)).as_dict()
+    return entry.workflow().get_builder_from_protocol(
+        start, models, kinds, protocol=protocol, overrides=overrides, trust=trust_window, **extra
+    )
 
 
 def loaded_frame_index(frames) -> int | None:

@@ -199,15 +199,20 @@ class ThermalExpansionWorkChain(MdPropertyWorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls,
-        code: orm.AbstractCode,
         structure: orm.StructureData | StructureSetData,
         models: Sequence[MaceModelData] | Mapping[str, MaceModelData],
+        codes: Mapping[str, orm.AbstractCode | None],
         protocol: str | None = None,
         overrides: Mapping | str | os.PathLike | None = None,
+        trust: Mapping | None = None,
+        *,
         options: dict | None = None,
-        deviation_code: orm.AbstractCode | None = None,
     ):
         """A builder for thermal expansion of ``structure`` with ``models`` (model_0 drives the NPT MD).
+
+        The one signature of every property work chain (``workflows/properties/registry.py``): ``codes``
+        by kind (``md``; ``deviation``: mofmlp-deviation, turns on the ensemble's trust), ``trust`` the
+        window ``lo``/``hi`` (eV/Å; default the protocol's).
 
         ``overrides`` is shaped like the inputs, e.g. ``{"temperatures": [100, 200, 300], "vdos":
         {"enabled": False}}``. Warns (``UserWarning``) when model 0 was not trained with stress labels.
@@ -223,6 +228,7 @@ class ThermalExpansionWorkChain(MdPropertyWorkChain):
         builder.pressures_bar = orm.List(list(inputs.get("pressures_bar", [1.0])))
         builder.analysis = orm.Dict(inputs.get("analysis", {}))
         builder.vdos = orm.Dict(inputs.get("vdos", VDOS_DEFAULTS))
-        cls.md_builder_inputs(builder, code, protocol, inputs.get("md", {}), options)
-        fill_trust_inputs(builder, deviation_code, protocol, options, inputs.get("trust_levels"))
+        cls.md_builder_inputs(builder, codes["md"], protocol, inputs.get("md", {}), options)
+        levels = trust if trust is not None else inputs.get("trust_levels")
+        fill_trust_inputs(builder, codes.get("deviation"), protocol, options, levels)
         return builder

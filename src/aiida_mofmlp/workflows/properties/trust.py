@@ -81,10 +81,12 @@ def fill_trust_inputs(
     options: dict | None = None,
     levels: Mapping | None = None,
 ) -> None:
-    """Fill ``builder.deviation`` (from :class:`DeviationBaseWorkChain`'s protocol) and ``trust_levels``."""
+    """Fill ``builder.deviation`` (from :class:`DeviationBaseWorkChain`'s protocol) and ``trust_levels``.
+
+    A single model has no deviation to compute: ``code`` is then left out."""
     if levels is not None:
         builder.trust_levels = orm.Dict({**TRUST_DEFAULTS, **dict(levels)})
-    if code is None:
+    if code is None or len(builder.get("models", {}) or {}) < 2:
         return
     inputs = DeviationBaseWorkChain.get_protocol_inputs(protocol)
     builder.deviation.max_iterations = orm.Int(inputs["max_iterations"])
