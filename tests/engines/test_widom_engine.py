@@ -9,6 +9,7 @@ import pytest
 from ase import Atoms
 from ase.io import read
 
+from aiida_mofmlp.common.errors import InputError
 from aiida_mofmlp.common.frames import write_frames
 from aiida_mofmlp.data.guest import BUILTIN_GUESTS
 from aiida_mofmlp.engines.adsorption.widom import (
@@ -47,6 +48,7 @@ def widom(workdir):
         "temperature": 298.0,
         "overlap_distance": 1.0,
         "n_blocks": 3,
+        "discard_fraction": 0.0,  # both frames (the equilibration cut is tested below)
     }
     results = run_widom(settings, workdir)
     return results, dict(np.load(workdir / "widom.npz"))
@@ -91,6 +93,25 @@ def test_henry_coefficient_and_energy_follow_from_the_insertions(workdir, widom)
     assert results["adsorption_energy"] == pytest.approx(mean_du, rel=1e-9)
     assert results["isosteric_heat"] == pytest.approx(mean_du - GAS_CONSTANT * temperature / 1000, rel=1e-9)
     assert results["henry_coefficient_error"] > 0
+
+
+def test_frames_of_the_equilibration_are_left_out(tmp_path):
+    """The first discard_fraction of a trajectory (its start included) gives no Widom frame."""
+    from aiida_mofmlp.engines.adsorption.widom import WidomRun, load_settings
+
+    frames = [Atoms("Ar", positions=[[0, 0, 0]], cell=[5, 5, 5], pbc=True) for _ in range(20)]
+    write_frames(frames, tmp_path / "frames.extxyz")
+    used = [
+        atoms.info["source_index"] for atoms in WidomRun(load_settings({"max_frames": 4}), tmp_path)._frames()
+    ]
+    assert used == [4, 9, 14, 19]  # frames 0-3 (20 %) left out, 4 evenly spaced after
+    everything = load_settings({"max_frames": 20, "discard_fraction": 0.0})
+    assert [a.info["source_index"] for a in WidomRun(everything, tmp_path)._frames()] == list(range(20))
+    write_frames(frames[:1], tmp_path / "one.extxyz")  # a single frame is always used
+    single = load_settings({"frames": "one.extxyz"})
+    assert [a.info["source_index"] for a in WidomRun(single, tmp_path)._frames()] == [0]
+    with pytest.raises(InputError, match=r"discard_fraction must be in \[0, 1\)"):
+        load_settings({"discard_fraction": 1.0})
 
 
 def test_ideal_gas_limit_of_the_statistics():

@@ -3,7 +3,8 @@
 Run as ``mofmlp-widom input.json`` in a working directory. The input (JSON or YAML) names:
 
 * ``frames``: extxyz of framework snapshots (e.g. an NVT trajectory); atoms with ``guest_id > 0`` are
-  dropped; at most ``max_frames`` frames, evenly spaced, are used;
+  dropped; the first ``discard_fraction`` of the frames (default 0.2: the start and its equilibration) is
+  left out and at most ``max_frames`` of the rest, evenly spaced, are used;
 * ``model`` (MACE model file), ``head``, ``device``, ``dtype``;
 * ``guest``: JSON file or mapping with ``symbols`` and ``positions`` (rigid, Angstrom);
 * ``temperature`` (K), ``insertions_per_frame``, ``seed``, ``n_blocks``;
@@ -65,6 +66,7 @@ WIDOM_DEFAULTS: dict[str, Any] = {
     "seed": 12345,
     "n_blocks": 5,
     "overlap_distance": 1.0,
+    "discard_fraction": 0.2,
 }
 
 
@@ -82,6 +84,11 @@ def load_settings(source: dict | str | Path) -> dict:
             raise InputError(f"{key} must be a positive integer, got {settings[key]!r}")
     if float(settings["overlap_distance"]) < 0:
         raise InputError(f"overlap_distance must be >= 0 Angstrom, got {settings['overlap_distance']!r}")
+    if not 0 <= float(settings["discard_fraction"]) < 1:
+        raise InputError(
+            f"discard_fraction must be in [0, 1) (the share of frames left out at the start), "
+            f"got {settings['discard_fraction']!r}"
+        )
     return settings
 
 
@@ -157,8 +164,9 @@ class WidomRun:
         frames = read_frames(path)
         if not frames:
             raise InputError(f"frames file {path} holds no frames")
-        n = min(len(frames), int(self.settings["max_frames"]))
-        chosen = np.unique(np.linspace(0, len(frames) - 1, n).round().astype(int))
+        first = min(math.ceil(float(self.settings["discard_fraction"]) * len(frames)), len(frames) - 1)
+        n = min(len(frames) - first, int(self.settings["max_frames"]))
+        chosen = np.unique(np.linspace(first, len(frames) - 1, n).round().astype(int))
         result = []
         for index in chosen:
             atoms = frames[int(index)]
