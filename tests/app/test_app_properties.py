@@ -362,7 +362,7 @@ def test_submission_is_idempotent(finished_al_run, daemon_verdi, tmp_path):
         assert node.process_label == "PropertiesWorkChain" and node.inputs.properties.get_list() == [
             "phonons"
         ]
-        assert node.inputs.trust.get_dict()["lo"] == run.outputs.iterations["trust"]["lo"]
+        assert node.inputs.trust_window.get_dict()["lo"] == run.outputs.iterations["trust"]["lo"]
         results = ResultsModel(figure_folder=tmp_path)
         results.load(run.pk)  # the poller's path: nothing new is submitted
         results.run_properties()  # nor by the button

@@ -123,7 +123,7 @@ def test_properties_run_as_the_loops_last_step_with_its_trust_window(ramp_run):
     loop_trust = resolve_parameters(node.inputs.parameters.get_dict())["trust"]
     (expansion,) = _called(properties, "thermal_expansion")
     assert expansion.process_label == "ThermalExpansionWorkChain" and expansion.is_finished_ok
-    levels = expansion.inputs.trust_levels.get_dict()
+    levels = expansion.inputs.trust_window.get_dict()
     assert (levels["lo"], levels["hi"]) == (loop_trust["lo"], loop_trust["hi"])
     assert expansion.inputs.temperatures.get_list() == [150.0]  # the overrides reached the property
     descendants = {process.pk for process in node.called_descendants}

@@ -84,7 +84,7 @@ def test_assess_exploration_converges_only_when_every_loading_is_trusted(aiida_p
     assert blown["summary"]["converged"] is False
 
 
-def test_per_group_trust_levels_use_each_groups_sigma(aiida_profile):
+def test_per_group_trust_window_use_each_groups_sigma(aiida_profile):
     deviation = {
         "sigma_max": np.array([0.1, 0.1]),
         "sigma_max_framework": np.array([0.02, 0.1]),

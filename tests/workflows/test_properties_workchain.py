@@ -85,7 +85,7 @@ def test_one_builder_signature_gives_each_work_chain_with_the_trust_window(input
             loaded_frame=inputs["frames"],
         )
         assert builder.process_class is entry.workflow()
-        assert builder.trust_levels.get_dict()["lo"] == 0.05 and builder.trust_levels.get_dict()["hi"] == 0.3
+        assert builder.trust_window.get_dict()["lo"] == 0.05 and builder.trust_window.get_dict()["hi"] == 0.3
         assert builder.deviation.deviation.code is inputs["codes"]["deviation"]
     one_model = {"model_0": inputs["models"]["model_0"]}
     single = property_builder("phonons", inputs["structure"], one_model, inputs["codes"])

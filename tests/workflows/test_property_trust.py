@@ -16,7 +16,7 @@ from aiida_mofmlp.workflows.properties.trust import (
     PropertyTrustMixin,
     define_trust_spec,
     fill_trust_inputs,
-    validate_trust_levels,
+    validate_trust_window,
 )
 
 
@@ -82,8 +82,8 @@ def test_summarise_trust_rejects_mismatched_lengths(aiida_profile):
         ({"lo": 1, "hi": 2, "x": 0}, "unknown keys"),
     ],
 )
-def test_trust_levels_are_validated(aiida_profile, levels, message):
-    assert message in validate_trust_levels(orm.Dict(levels))
+def test_trust_window_are_validated(aiida_profile, levels, message):
+    assert message in validate_trust_window(orm.Dict(levels))
 
 
 def test_single_model_reports_trust_not_assessed(aiida_profile, tmp_path):

@@ -121,7 +121,7 @@ class PropertiesStep:
             builder.protocol = orm.Str(self.ctx.params["protocol"])
         if "property_overrides" in self.inputs:
             builder.overrides = self.inputs.property_overrides
-        builder.trust = orm.Dict(TrustWindow.from_mapping(self.ctx.params["trust"]).as_dict())
+        builder.trust_window = orm.Dict(TrustWindow.from_mapping(self.ctx.params["trust"]).as_dict())
         builder.metadata.call_link_label = "properties"
         node = self.submit(builder)
         self.report(f"properties {self.inputs.properties.get_list()}: PropertiesWorkChain<{node.pk}>")

@@ -34,13 +34,13 @@ def summarise_trust(levels: orm.Dict, **nodes: orm.Data) -> dict:
     ``fraction_above_hi``, ``sigma_max_mean``, ``sigma_max_max``) and, when any frame is above ``lo``,
     ``untrusted_frames`` (those frames, predictions stripped, info ``source`` = ``property:<key>``).
     """
-    trust_levels = levels.get_dict()
+    trust_window = levels.get_dict()
     per_run, untrusted, totals = {}, [], {"n": 0, "lo": 0, "hi": 0, "sigma": []}
     for key, (frames, arrays) in sorted(_frames_and_arrays(**nodes).items()):
         sigma = np.asarray(arrays["sigma_max"], dtype=float)
         if len(sigma) != len(frames):
             raise ValueError(f"trajectory {key}: {len(frames)} frames but {len(sigma)} deviation values")
-        trusted, failed = classify(arrays, trust_levels)
+        trusted, failed = classify(arrays, trust_window)
         above_lo = ~trusted
         per_run[key] = {
             "n_frames": len(sigma),
@@ -61,7 +61,7 @@ def summarise_trust(levels: orm.Dict, **nodes: orm.Data) -> dict:
     n = totals["n"]
     summary = {
         "assessed": True,
-        "levels": trust_levels,
+        "levels": trust_window,
         "per_trajectory": per_run,
         "all": {
             "n_frames": n,

@@ -173,6 +173,6 @@ class DiffusionWorkChain(MdPropertyWorkChain):
         builder.temperatures = orm.List(list(inputs["temperatures"]))
         builder.analysis = orm.Dict(inputs.get("analysis", {}))
         cls.md_builder_inputs(builder, codes["md"], protocol, inputs.get("md", {}), options)
-        levels = trust if trust is not None else inputs.get("trust_levels")
+        levels = trust if trust is not None else inputs.get("trust_window")
         fill_trust_inputs(builder, codes.get("deviation"), protocol, options, levels)
         return builder

@@ -313,6 +313,6 @@ class MeltQuenchWorkChain(MdPropertyWorkChain):
         builder.program = orm.Dict(program)
         builder.checks = orm.Dict(inputs.get("checks", {}))
         cls.md_builder_inputs(builder, codes["md"], protocol, inputs.get("md", {}), options)
-        levels = trust if trust is not None else inputs.get("trust_levels")
+        levels = trust if trust is not None else inputs.get("trust_window")
         fill_trust_inputs(builder, codes.get("deviation"), protocol, options, levels)
         return builder

@@ -96,7 +96,7 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
                 "phonons.guest",
                 "phonons.validation_frames",
                 "deviation",
-                "trust_levels",
+                "trust_window",
             ),
         )
         spec.expose_inputs(

@@ -167,7 +167,7 @@ class PhononsWorkChain(PropertyTrustMixin, ProtocolMixin, BaseRestartWorkChain):
         window ``lo``/``hi`` (eV/Å; default the protocol's).
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
-        unknown = sorted(set(inputs) - {"max_iterations", "phonons", "trust_levels"})
+        unknown = sorted(set(inputs) - {"max_iterations", "phonons", "trust_window"})
         if unknown:
             raise ValueError(
                 f"overrides: unknown inputs {unknown} of {cls.__name__}; valid: max_iterations, phonons"
@@ -187,6 +187,6 @@ class PhononsWorkChain(PropertyTrustMixin, ProtocolMixin, BaseRestartWorkChain):
         if validation_frames is not None:
             builder.phonons.validation_frames = validation_frames
         builder.max_iterations = orm.Int(inputs["max_iterations"])
-        levels = trust if trust is not None else inputs.get("trust_levels")
+        levels = trust if trust is not None else inputs.get("trust_window")
         fill_trust_inputs(builder, codes.get("deviation"), protocol, options, levels)
         return builder

@@ -29,6 +29,7 @@ from aiida_mofmlp.workflows.properties.registry import (
     property_key,
     property_problems,
 )
+from aiida_mofmlp.workflows.properties.trust import validate_trust_window
 
 #: input namespace of ActiveLearningWorkChain -> code kind (:data:`aiida_mofmlp.common.codes.CODES`)
 LOOP_CODE_NAMESPACES = {
@@ -84,11 +85,6 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     return "; ".join(problems) or None
 
 
-def validate_trust(trust: orm.Dict, _ctx=None) -> str | None:
-    """A trust window ``lo`` < ``hi`` (eV/Å)."""
-    return TrustWindow.problem(trust.get_dict(), "trust")
-
-
 class PropertiesWorkChain(WorkChain):
     """Run the chosen property work chains on one ensemble; their outputs come back under each key."""
 
@@ -132,10 +128,10 @@ class PropertiesWorkChain(WorkChain):
             help="Per property key, overrides shaped like that work chain's protocol inputs.",
         )
         spec.input(
-            "trust",
+            "trust_window",
             valid_type=orm.Dict,
             required=False,
-            validator=validate_trust,
+            validator=validate_trust_window,
             help="Trust window lo/hi of sigma_max (eV/Å) for every property (the loop passes its own).",
         )
         spec.inputs.validator = validate_inputs
@@ -178,7 +174,7 @@ class PropertiesWorkChain(WorkChain):
             builder.overrides = orm.Dict({property_key(key): value for key, value in overrides.items()})
         trust = trust or parameters.get("trust")
         if trust:
-            builder.trust = orm.Dict(TrustWindow.from_mapping(dict(trust)).as_dict())
+            builder.trust_window = orm.Dict(TrustWindow.from_mapping(dict(trust)).as_dict())
         builder.metadata.label = f"properties on the final ensemble of {loop.process_label}<{loop.pk}>"
         return builder
 
@@ -202,7 +198,7 @@ class PropertiesWorkChain(WorkChain):
                         dict(inputs.codes),
                         protocol=inputs.protocol.value if "protocol" in inputs else None,
                         overrides=overrides.get(key),
-                        trust=inputs.trust.get_dict() if "trust" in inputs else None,
+                        trust=inputs.trust_window.get_dict() if "trust_window" in inputs else None,
                         guest=inputs.get("guest"),
                         loaded_frame=loaded,
                         validation_frames=inputs.get("validation_frames"),

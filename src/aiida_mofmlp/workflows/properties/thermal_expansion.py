@@ -229,6 +229,6 @@ class ThermalExpansionWorkChain(MdPropertyWorkChain):
         builder.analysis = orm.Dict(inputs.get("analysis", {}))
         builder.vdos = orm.Dict(inputs.get("vdos", VDOS_DEFAULTS))
         cls.md_builder_inputs(builder, codes["md"], protocol, inputs.get("md", {}), options)
-        levels = trust if trust is not None else inputs.get("trust_levels")
+        levels = trust if trust is not None else inputs.get("trust_window")
         fill_trust_inputs(builder, codes.get("deviation"), protocol, options, levels)
         return builder

@@ -36,18 +36,18 @@ TRUST_DEFAULTS = DEFAULT_TRUST.as_dict()
 _CONTEXT_PREFIX = "trust_"
 
 
-def validate_trust_levels(levels: orm.Dict, _ctx=None) -> str | None:
+def validate_trust_window(levels: orm.Dict, _ctx=None) -> str | None:
     """A trust window (:class:`~aiida_mofmlp.common.trust.TrustWindow`): ``0 < lo < hi``, optional groups."""
-    return TrustWindow.problem(levels.get_dict(), "trust_levels")
+    return TrustWindow.problem(levels.get_dict(), "trust_window")
 
 
 def define_trust_spec(spec) -> None:
-    """Add inputs ``trust_levels`` and ``deviation``, outputs ``trust`` and ``untrusted_frames``."""
+    """Add inputs ``trust_window`` and ``deviation``, outputs ``trust`` and ``untrusted_frames``."""
     spec.input(
-        "trust_levels",
+        "trust_window",
         valid_type=orm.Dict,
         default=lambda: orm.Dict(TRUST_DEFAULTS),
-        validator=validate_trust_levels,
+        validator=validate_trust_window,
         help="sigma_max levels in eV/Angstrom: `lo` (below: trusted) and `hi` (above: unphysical).",
     )
     spec.expose_inputs(
@@ -81,11 +81,11 @@ def fill_trust_inputs(
     options: dict | None = None,
     levels: Mapping | None = None,
 ) -> None:
-    """Fill ``builder.deviation`` (from :class:`DeviationBaseWorkChain`'s protocol) and ``trust_levels``.
+    """Fill ``builder.deviation`` (from :class:`DeviationBaseWorkChain`'s protocol) and ``trust_window``.
 
     A single model has no deviation to compute: ``code`` is then left out."""
     if levels is not None:
-        builder.trust_levels = orm.Dict({**TRUST_DEFAULTS, **dict(levels)})
+        builder.trust_window = orm.Dict({**TRUST_DEFAULTS, **dict(levels)})
     if code is None or len(builder.get("models", {}) or {}) < 2:
         return
     inputs = DeviationBaseWorkChain.get_protocol_inputs(protocol)
@@ -148,7 +148,7 @@ class PropertyTrustMixin:
         if not nodes:
             self.out("trust", trust_not_assessed(orm.Str(f"every deviation run failed: {', '.join(failed)}")))
             return
-        results = summarise_trust(self.inputs.trust_levels, **nodes)
+        results = summarise_trust(self.inputs.trust_window, **nodes)
         self.out("trust", results["trust"])
         if "untrusted_frames" in results:
             self.out("untrusted_frames", results["untrusted_frames"])
