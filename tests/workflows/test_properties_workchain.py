@@ -140,3 +140,8 @@ def test_loop_refuses_properties_it_cannot_run(inputs):
     loop_inputs.update(guest=inputs["guest"], property_codes={"phonons": inputs["codes"]["phonons"]})
     assert validate_properties_inputs(loop_inputs, [0, 2]) is None
     assert "diffusion: needs frames" in validate_properties_inputs(loop_inputs, [0])
+    loop_inputs["property_overrides"] = orm.Dict({"adsorption": {}})
+    assert validate_properties_inputs(loop_inputs, [0, 2]) == (
+        "properties: property_overrides: keys ['adsorption'] are not among the chosen properties "
+        "['diffusion', 'phonons']"
+    )

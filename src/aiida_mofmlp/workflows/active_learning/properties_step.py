@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from aiida import orm
 
-from aiida_mofmlp.workflows.properties.registry import property_key, property_problems
+from aiida_mofmlp.workflows.properties.registry import property_problems
 from aiida_mofmlp.workflows.properties.selected import LOOP_CODE_NAMESPACES, validate_property_names
 
 #: loop exit statuses after which the ensemble is still used for properties (not converged, no candidates)
@@ -76,18 +76,15 @@ def validate_properties_inputs(inputs: Mapping, loadings: list[int]) -> str | No
     """Codes, guest and loaded frames that the chosen properties need, before the loop runs."""
     if "properties" not in inputs or validate_property_names(inputs["properties"]):
         return None
-    names = inputs["properties"].get_list()
+    overrides = inputs["property_overrides"].get_dict() if "property_overrides" in inputs else None
     problems = property_problems(
-        names,
+        inputs["properties"].get_list(),
         property_codes(inputs),
         has_guest="guest" in inputs,
         has_loaded_frame="guest" in inputs and any(int(n) > 0 for n in loadings),
+        overrides=overrides,
+        overrides_name="property_overrides",
     )
-    if "property_overrides" in inputs:
-        chosen = {property_key(str(name)) for name in names}
-        extra = sorted(set(inputs["property_overrides"].get_dict()) - chosen)
-        if extra:
-            problems.append(f"property_overrides: {extra} are not chosen properties {sorted(chosen)}")
     return "; ".join(f"properties: {problem}" for problem in problems) or None
 
 

@@ -97,6 +97,8 @@ def property_problems(
     *,
     has_guest: bool,
     has_loaded_frame: bool,
+    overrides: Mapping | None = None,
+    overrides_name: str = "overrides",
 ) -> list[str]:
     """Why the properties ``keys`` cannot run with these codes and inputs (a sentence each)."""
     problems = []
@@ -113,6 +115,11 @@ def property_problems(
             problems.append(f"{entry.label}: needs a guest (an empty framework adsorbs nothing)")
         if entry.needs_loaded_frame and not has_loaded_frame:
             problems.append(f"{entry.label}: needs frames with guests in them (the loop's starting frames)")
+    if overrides:  # per-property overrides may only name chosen properties
+        chosen = sorted({property_key(str(name)) for name in keys})
+        extra = sorted(set(overrides) - set(chosen))
+        if extra:
+            problems.append(f"{overrides_name}: keys {extra} are not among the chosen properties {chosen}")
     return problems
 
 
