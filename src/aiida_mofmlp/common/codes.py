@@ -21,6 +21,7 @@ CODES = {
     "xtb": ("mofmlp-xtb", "mofmlp-xtb", "mofmlp.xtb"),
     "phonons": ("mofmlp-phonons", "mofmlp-phonons", "mofmlp.phonons"),
     "widom": ("mofmlp-widom", "mofmlp-widom", "mofmlp.widom"),
+    "reference": ("mofmlp-reference-check", "mofmlp-reference-check", "mofmlp.reference_check"),
 }
 
 

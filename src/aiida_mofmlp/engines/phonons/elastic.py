@@ -72,13 +72,15 @@ def equation_of_state(
     method: str = "energy",
     fmax: float = 0.01,
     steps: int = 0,
+    keep_structures: bool = False,
 ) -> dict:
     """E(V) and P(V) over +-``strain`` isotropic linear strain and the bulk modulus from them.
 
     ``steps`` > 0 relaxes the positions at each volume (relaxed-ion modulus). ``method`` is ``energy``
     (Birch-Murnaghan), ``stress`` (-V dP/dV) or ``both``. Returns volumes (A^3), energies (eV), pressures
     (eV/A^3, positive under compression), and ``bulk_modulus_eos_gpa`` / ``bulk_modulus_stress_gpa`` (GPa),
-    ``v0`` (A^3) and ``e0`` (eV) of the fit.
+    ``v0`` (A^3) and ``e0`` (eV) of the fit; with ``keep_structures`` also ``structures``, the cell at each
+    volume (positions as relaxed there).
     """
     from ase.eos import EquationOfState
 
@@ -90,10 +92,12 @@ def equation_of_state(
         raise InputError(f"eos.strain {strain!r} is not valid; give a linear strain in (0, 0.2), e.g. 0.02")
     volume0 = atoms.get_volume()
     linear = np.linspace(-strain, strain, n_points)
-    volumes, energies, pressures = [], [], []
+    volumes, energies, pressures, structures = [], [], [], []
     for eps in linear:
         strained = scaled_copy(atoms, (1.0 + eps) ** 3)
         _relax_positions(strained, calculator, fmax, steps)
+        if keep_structures:
+            structures.append(strained)
         strained.calc = calculator
         volumes.append(strained.get_volume())
         energies.append(strained.get_potential_energy())
@@ -101,6 +105,8 @@ def equation_of_state(
             pressures.append(-float(np.mean(strained.get_stress(voigt=True)[:3])))
     volumes_arr, energies_arr = np.asarray(volumes), np.asarray(energies)
     result: dict = {"volumes": volumes_arr, "energies": energies_arr, "volume_reference": float(volume0)}
+    if keep_structures:
+        result["structures"] = structures
     if method in ("energy", "both"):
         eos = EquationOfState(volumes_arr, energies_arr, eos="birchmurnaghan")
         v0, e0, bulk = eos.fit(warn=False)

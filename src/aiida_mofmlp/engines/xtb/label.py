@@ -121,7 +121,8 @@ def tblite_version() -> str:
     return version("tblite")
 
 
-def _calculator(settings: dict[str, Any], overrides: dict[str, Any] | None = None):
+def xtb_calculator(settings: dict[str, Any], overrides: dict[str, Any] | None = None):
+    """A tblite ASE calculator with the checked ``settings`` (:func:`load_settings`), ``overrides`` on top."""
     from tblite.ase import TBLite
 
     values = {key: settings[key] for key in _POSITIVE}
@@ -139,7 +140,7 @@ def _calculator(settings: dict[str, Any], overrides: dict[str, Any] | None = Non
 def label_frame(atoms: Atoms, settings: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict:
     """Energy, forces, stress (if asked) and charges (if asked) of one frame; raises on SCF failure."""
     work = atoms.copy()
-    work.calc = _calculator(settings, overrides)
+    work.calc = xtb_calculator(settings, overrides)
     # tblite prints its SCF log to the C-level stdout at verbosity > 0; keep the engine's stdout clean
     with contextlib.redirect_stdout(io.StringIO()):
         energy = float(work.get_potential_energy())

@@ -1,11 +1,12 @@
 """Every property work chain in one table, with one way to build it on an ensemble.
 
 :data:`PROPERTIES` maps a key (``adsorption``, ``diffusion``, ``thermal_expansion``, ``melt_quench``,
-``phonons``, ``model_card``) to a :class:`PropertyEntry`: the label people read, the entry point, the code
-kinds it takes and needs, and what else it needs (a guest; frames with guests). Every work chain's own
-``get_builder_from_protocol`` takes ``(structure, models, codes, protocol=, overrides=, trust=, **extra)``;
-:func:`property_builder` calls it for any key from one set of arguments. ``PropertiesWorkChain``, the loop's
-``properties`` step, the app and the command line all go through here.
+``phonons``, ``model_card``, ``reference_check``) to a :class:`PropertyEntry`: the label people read, the
+entry point, the code kinds it takes and needs, and what else it needs (a guest; frames with guests).
+Every work chain's own ``get_builder_from_protocol`` takes
+``(structure, models, codes, protocol=, overrides=, trust=, **extra)``; :func:`property_builder` calls it for
+any key from one set of arguments. ``PropertiesWorkChain``, the loop's ``properties`` step, the app and the
+command line all go through here.
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ PROPERTIES: dict[str, PropertyEntry] = {
             ("phonons", "md", "deviation"),
             ("phonons",),
             extra_inputs=("guest", "validation_frames"),
+        ),
+        PropertyEntry(
+            "reference_check",
+            "reference check",
+            "mofmlp.properties.reference_check",
+            ("reference",),
+            ("reference",),
+            extra_inputs=("validation_frames",),
         ),
     )
 }

@@ -1,0 +1,1 @@
+"""The reference check: properties with the labelling method beside each model."""

@@ -1,0 +1,169 @@
+"""ReferenceCheckWorkChain: does each model reproduce the labelling method's properties?
+
+Runs :class:`ReferenceCheckCalculation` (GFN-xTB through tblite beside every model of ``models``: relaxed
+volume and lattice, relaxed-ion bulk modulus, guest binding energy on loaded frames, Gamma phonons of small
+cells), then :func:`compare_with_reference` against the protocol's tolerances. Outputs the ``table`` (one
+row per property and model plus the ensemble's, with pass/fail) and, when a property fails, the
+reference-labelled frames behind it as ``untrusted_frames``, ready for the next training set.
+A disagreement is a result, not a failure: the work chain finishes with exit status 0 and says so.
+The CP2K path (the DFT protocols' reference) is not built yet; this check uses the xTB labels' method.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from aiida import orm
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+
+from aiida_mofmlp.calculations.reference_check import ReferenceCheckCalculation
+from aiida_mofmlp.common.frames import guest_ids
+from aiida_mofmlp.common.protocols import deep_merge
+from aiida_mofmlp.data.mace_model import MaceModelData
+from aiida_mofmlp.data.structure_set import StructureSetData
+from aiida_mofmlp.workflows.functions.reference import (
+    compare_with_reference,
+    tolerance_problems,
+    untrusted_check_frames,
+)
+from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
+
+#: the job's walltime is multiplied by this after the scheduler stopped it for time
+WALLTIME_FACTOR = 2.0
+
+
+def validate_tolerances(tolerances: orm.Dict | None, _ctx=None) -> str | None:
+    """Known tolerance keys with positive values, at least one."""
+    if tolerances is None:
+        return None
+    values = tolerances.get_dict()
+    if not values:
+        return "tolerances: give at least one (e.g. volume_percent: 1.0)"
+    problems = tolerance_problems(values)
+    return problems[0] if problems else None
+
+
+def validate_workchain_inputs(inputs, ctx=None) -> str | None:
+    """At least one model."""
+    models = inputs.get("check", {}).get("models", {})
+    if (ctx is None or "check" in ctx) and not models:
+        return "check.models: give at least one MaceModelData to compare with the reference method"
+    return None
+
+
+class ReferenceCheckWorkChain(ProtocolMixin, BaseRestartWorkChain):
+    """Each model's V0, bulk modulus, binding energy and Gamma frequencies against the reference method."""
+
+    _process_class = ReferenceCheckCalculation
+    _protocol_file = "reference_check.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(ReferenceCheckCalculation, namespace="check")
+        spec.input(
+            "tolerances",
+            valid_type=orm.Dict,
+            validator=validate_tolerances,
+            help="volume_percent, bulk_modulus_percent, binding_energy_kj_mol, gamma_thz (see the protocol).",
+        )
+        spec.inputs.validator = validate_workchain_inputs
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
+            cls.results,
+            cls.compare,
+        )
+        expose_calcjob_outputs(spec, ReferenceCheckCalculation)
+        spec.output("table", valid_type=orm.Dict, help="Reference, each model, ensemble, difference, pass.")
+        spec.output(
+            "untrusted_frames",
+            valid_type=StructureSetData,
+            required=False,
+            help="Reference-labelled frames behind the failed properties (absent when all pass).",
+        )
+
+    def setup(self):
+        super().setup()
+        self.ctx.inputs = self.exposed_inputs(ReferenceCheckCalculation, "check")
+
+    @process_handler(
+        priority=600, exit_codes=[ReferenceCheckCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME]
+    )
+    def handle_out_of_walltime(self, node):
+        """Run again with ``WALLTIME_FACTOR`` times the walltime."""
+        options = dict(self.ctx.inputs.metadata.get("options", {}))
+        walltime = int(options.get("max_wallclock_seconds") or 3600)
+        options["max_wallclock_seconds"] = int(walltime * WALLTIME_FACTOR)
+        self.ctx.inputs.metadata["options"] = options
+        self.report(f"{node.process_label}<{node.pk}> ran out of walltime; retrying with more")
+        return ProcessHandlerReport(True)
+
+    def compare(self):
+        """The table against the tolerances, and the frames behind what failed."""
+        table = compare_with_reference(self.outputs["results"], self.inputs.tolerances)
+        self.out("table", table)
+        failed = table.get_dict()["failed"]
+        for row in table.get_dict()["rows"]:
+            if row["model"] == "ensemble":
+                self.report(
+                    f"{row['property']}: reference {row['reference']:.4g}, ensemble {row['value']:.4g} "
+                    f"{row['unit']} (difference {row['difference']:.3g}; "
+                    f"{'pass' if row['passed'] else 'FAIL'})"
+                )
+        if failed:
+            self.out("untrusted_frames", untrusted_check_frames(self.outputs["check_frames"], table))
+            self.report(f"properties outside their tolerance: {', '.join(failed)}")
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        structure: orm.StructureData,
+        models: MaceModelData | list[MaceModelData] | dict[str, MaceModelData],
+        codes: Mapping[str, orm.AbstractCode | None],
+        protocol: str | None = None,
+        overrides: Mapping | str | os.PathLike | None = None,
+        trust: Mapping | None = None,
+        *,
+        options: dict | None = None,
+        guest=None,
+        validation_frames: StructureSetData | None = None,
+    ):
+        """A builder checking ``models`` on ``structure`` with the ``reference`` code.
+
+        ``validation_frames`` (or any frames of this framework with guests marked by ``guest_id``) give
+        the binding-energy configurations; without them the binding_energy task is left out. ``trust`` and
+        ``guest`` are accepted for the one signature of property work chains (the guest is in the frames).
+        ``overrides`` is shaped like the inputs, e.g. ``{"tolerances": {"bulk_modulus_percent": 5.0}}``.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        unknown = sorted(set(inputs) - {"max_iterations", "check", "tolerances"})
+        if unknown:
+            raise ValueError(
+                f"overrides: unknown inputs {unknown} of {cls.__name__}; "
+                "valid: max_iterations, check, tolerances"
+            )
+        if isinstance(models, MaceModelData):
+            models = [models]
+        if not isinstance(models, dict):
+            models = {f"model_{index}": model for index, model in enumerate(models)}
+        parameters = dict(inputs["check"]["parameters"])
+        if validation_frames is not None and not any(
+            (guest_ids(atoms) > 0).any() for atoms in validation_frames.iter_frames()
+        ):
+            validation_frames = None  # no loaded frame: nothing to bind
+        if validation_frames is None:
+            parameters["tasks"] = [task for task in parameters["tasks"] if task != "binding_energy"]
+        builder = cls.get_builder()
+        builder.check.code = codes["reference"]
+        builder.check.structure = structure
+        builder.check.models = models
+        builder.check.parameters = orm.Dict(parameters)
+        builder.check.metadata.options = deep_merge(inputs["check"]["metadata"]["options"], options)
+        if validation_frames is not None:
+            builder.check.frames = validation_frames
+        builder.tolerances = orm.Dict(inputs["tolerances"])
+        builder.max_iterations = orm.Int(inputs["max_iterations"])
+        return builder
