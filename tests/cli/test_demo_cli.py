@@ -74,6 +74,31 @@ def test_model_card_table_has_a_row_per_quantity_and_a_column_per_model():
     assert header.split()[1:] == ["fine_tuned", "foundation", "unit"]
     assert bulk.split() == ["bulk_modulus", "12.5", "-", "GPa"]
     assert stable.split() == ["npt_stable", "True", "-"]
+    from aiida_mofmlp.workflows.functions.phonons import reference_columns
+
+    table = {
+        "reference_method": "GFN1-xTB",
+        "rows": [
+            {
+                "property": "volume",
+                "model": label,
+                "reference": 100.0,
+                "value": value,
+                "unit": "Angstrom^3",
+                "tolerance": 1.0,
+                "passed": passed,
+            }
+            for label, value, passed in (
+                ("fine_tuned", 100.5, True),
+                ("foundation", 104.0, False),
+                ("ensemble", 102.25, False),
+            )
+        ],
+    }
+    card["reference_check"] = reference_columns(table)
+    against, volume = card_table(card)[3:]
+    assert against.split()[:3] == ["against", "GFN1-xTB", "reference"]
+    assert volume.split() == ["volume", "100", "100.5", "104*", "Angstrom^3", "(1)"]  # * outside tolerance
 
 
 def test_orchestration_never_imports_mace_or_torch():

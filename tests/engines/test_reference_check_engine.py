@@ -19,6 +19,7 @@ from aiida_mofmlp.engines.reference.check import (
     RESULTS_FILE,
     _molecule,
     binding_energies,
+    loaded_frames,
     main,
     run,
 )
@@ -91,6 +92,16 @@ def test_frames_of_another_framework_are_refused(tmp_path):
         run(config, tmp_path)
     with pytest.raises(InputError, match="unknown keys"):
         run({**config, "eos": {"points": 3}}, tmp_path)
+
+
+def test_loaded_frames_are_spread_over_the_file_and_empty_ones_skipped(tmp_path):
+    frames = [toy_frame(i % 3, seed=i) for i in range(15)]  # every third frame is empty
+    write_frames(frames, tmp_path / "loaded.extxyz")
+    picked = loaded_frames(tmp_path / "loaded.extxyz", _framework(), 3)
+    indices = [atoms.info["check_index"] for atoms in picked]
+    assert len(indices) == 3 and indices[0] == 1 and indices[-1] == 14  # first and last loaded frames
+    assert all(index % 3 for index in indices)
+    assert len(loaded_frames(tmp_path / "loaded.extxyz", _framework(), 100)) == 10
 
 
 @pytest.fixture(scope="module")

@@ -48,10 +48,17 @@ def test_model_card_of_fine_tuned_and_foundation(aiida_profile, require_code, tm
     builder = ModelCardWorkChain.get_builder_from_protocol(
         structure,
         fine_tuned,
-        {"phonons": require_code("phonons"), "md": require_code("md")},
+        {
+            "phonons": require_code("phonons"),
+            "md": require_code("md"),
+            "reference": require_code("reference"),
+        },
         validation_frames=frames,
         protocol="fast",
-        overrides={"npt": {"md": {"parameters": {"steps": 100, "thermo_interval": 10, "dump_interval": 50}}}},
+        overrides={
+            "npt": {"md": {"parameters": {"steps": 100, "thermo_interval": 10, "dump_interval": 50}}},
+            "reference": {"check": {"parameters": {"eos": {"n_points": 5, "relax_steps": 20}}}},
+        },
     )
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
@@ -66,6 +73,14 @@ def test_model_card_of_fine_tuned_and_foundation(aiida_profile, require_code, tm
     assert foundation_column["npt_volume_drift_percent"] is not None
     assert card["models"]["fine_tuned"]["mae_f"] > foundation_column["mae_f"]
     assert card["units"]["bulk_modulus_gpa"] == "GPa"
+    # the labelling method beside both models (frames without guests: no binding energy)
+    reference = card["reference_check"]
+    assert reference["method"] == "GFN1-xTB"
+    assert set(reference["properties"]) == {"volume", "bulk_modulus", "gamma"}
+    volume = reference["properties"]["volume"]
+    assert volume["reference"] > 0 and volume["fine_tuned"] > 0 and volume["foundation"] > 0
+    assert isinstance(volume["foundation_passed"], bool) and volume["unit"] == "Angstrom^3"
+    assert results["reference_table"].get_dict()["tolerances"]["volume_percent"] == 1.0
     assert [card.uuid for card in ModelCardWorkChain.cards_of(fine_tuned)] == [results["card"].uuid]
     from aiida_mofmlp.tools.export import _model_cards
 

@@ -3,7 +3,8 @@
 * ``temperature_ramp`` (Sharma & Sanvito, npj Comput. Mater. 2024): 2 iterations at 100 K and 200 K (the top),
   2 NPT runs from displaced copies each, CBAD picks, xTB labels with the stress; extra candidates joined.
 * ``aimd_flat_histogram`` (Castel et al., Digital Discovery 2024): CP2K GFN1-xTB AIMD at 300 K and 600 K,
-  one frame per energy bin as training set 0 (the AIMD labels), then 2 uncertainty iterations at 600 K.
+  one frame per energy bin as training set 0 (the AIMD labels), then 2 uncertainty iterations at 600 K,
+  with the property stop rule (``stop: property``; the volume against tblite's GFN1-xTB).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ TINY_EXPANSION = {
 }
 
 
-def _run(codes_needed, overrides: str, tmp_path_factory, extra_candidates=None, **inputs):
+def _run(codes_needed, overrides: str, tmp_path_factory, extra_candidates=None, parameters=None, **inputs):
     from aiida_mofmlp.cli.demo import demo_builder
     from aiida_mofmlp.cli.setup import ensure_codes, ensure_localhost
 
@@ -45,6 +46,10 @@ def _run(codes_needed, overrides: str, tmp_path_factory, extra_candidates=None, 
     builder = demo_builder(codes, tmp_path_factory.mktemp(overrides), overrides)
     if extra_candidates is not None:
         builder.extra_candidates = extra_candidates
+    if parameters:
+        builder.parameters = orm.Dict({**builder.parameters.get_dict(), **parameters})
+    if inputs.get("reference_code") == "reference":
+        inputs["reference_code"] = codes["reference"]
     for key, value in inputs.items():
         builder[key] = value
     _, node = run_get_node(builder)
@@ -81,10 +86,26 @@ def ramp_run(aiida_profile, tmp_path_factory):
     return _run(needed, "tiny_temperature_ramp", tmp_path_factory, _extra_candidates(), **properties)
 
 
+#: the property stop rule in the aimd run: the volume against tblite's GFN1-xTB with a tolerance no model
+#: meets, so each iteration's check fails and its frame (the reference's relaxed cell) joins the labels
+IMPOSSIBLE_VOLUME = {
+    "check": {"parameters": {"tasks": ["volume"], "relax": {"fmax": 0.1, "steps": 15}}},
+    "tolerances": {"volume_percent": 1.0e-9},
+}
+
+
 @pytest.fixture(scope="module")
 def aimd_run(aiida_profile, tmp_path_factory):
-    needed = ("cp2k", "train", "md", "deviation")
-    return _run(needed, "tiny_aimd_flat_histogram", tmp_path_factory, _extra_candidates())
+    needed = ("cp2k", "train", "md", "deviation", "reference")
+    return _run(
+        needed,
+        "tiny_aimd_flat_histogram",
+        tmp_path_factory,
+        _extra_candidates(),
+        parameters={"stop": "property"},
+        reference_code="reference",
+        reference_overrides=orm.Dict(IMPOSSIBLE_VOLUME),
+    )
 
 
 def test_temperature_ramp_schedule_stop_rule_and_table(ramp_run):
@@ -196,6 +217,25 @@ def test_aimd_flat_histogram_covers_the_energy_range_and_starts_the_training_set
         sorted(fr.get_energy(atoms) / len(atoms) for atoms in start.iter_frames()), sorted(picked)
     )
     assert node.outputs.models.model_0.creator.inputs.parameters["stress_weight"] == 0.0
+
+
+def test_property_stop_rule_labels_the_frames_behind_a_failed_property(aimd_run):
+    node = aimd_run
+    assert node.exit_status == NOT_CONVERGED, node.exit_message  # the volume never agrees within 1e-9 %
+    history = node.outputs.history
+    for tag in ("01", "02"):
+        table = history[f"reference_check_{tag}"].get_dict()
+        assert table["failed"] == ["volume"] and table["reference_method"] == "GFN1-xTB"
+    rows = node.outputs.iterations.get_dict()["rows"]
+    check = rows[1]["reference_check"]
+    assert [row["property"] for row in check] == ["volume"] and check[0]["passed"] is False
+    assert check[0]["reference"] > 0 and check[0]["value"] > 0
+    assert rows[1]["n_reference_frames"] == 1 and rows[1]["properties_agree"] is False
+    assert rows[1]["n_selected"] >= 1 + 1  # the trust-window pick and the reference's relaxed cell
+    checks = _called(node, "reference_check_")
+    assert len(checks) == 2 and all(process.is_finished_ok for process in checks)
+    untrusted = checks[0].outputs.untrusted_frames
+    assert [atoms.info["check_task"] for atoms in untrusted.iter_frames()] == ["eos"]
 
 
 def test_aimd_strategy_explores_with_the_mlp_at_high_temperature(aimd_run):

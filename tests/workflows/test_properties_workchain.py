@@ -37,7 +37,7 @@ def inputs(aiida_localhost):
         frames.append(atoms)
     code = orm.InstalledCode(label="engine", computer=aiida_localhost, filepath_executable="/bin/true")
     models = {f"model_{k}": MaceModelData(io.BytesIO(b"weights"), filename=f"m{k}.model") for k in range(2)}
-    kinds = ("md", "widom", "raspa", "xtb", "phonons", "deviation")
+    kinds = ("md", "widom", "raspa", "xtb", "phonons", "deviation", "reference")
     return {
         "structure": orm.StructureData(ase=framework),
         "models": models,
@@ -85,6 +85,13 @@ def test_one_builder_signature_gives_each_work_chain_with_the_trust_window(input
             loaded_frame=inputs["frames"],
         )
         assert builder.process_class is entry.workflow()
+        if key == "reference_check":  # the check against the labelling method has tolerances, not trust
+            assert builder.check.code is inputs["codes"]["reference"]
+            assert builder.tolerances.get_dict()["volume_percent"] == 1.0
+            assert "binding_energy" not in builder.check.parameters["tasks"]  # no loaded frames given
+            continue
+        if key == "model_card":  # the labelling method beside both models when its code is given
+            assert builder.reference.check.code is inputs["codes"]["reference"]
         assert builder.trust_window.get_dict()["lo"] == 0.05 and builder.trust_window.get_dict()["hi"] == 0.3
         assert builder.deviation.deviation.code is inputs["codes"]["deviation"]
     one_model = {"model_0": inputs["models"]["model_0"]}

@@ -217,7 +217,28 @@ def card_table(card: dict) -> list[str]:
                 f"{value:14.4g}" if isinstance(value, float) else f"{'-' if value is None else value!s:>14}"
             )
         lines.append(f"{key:34}{cells}  {card['units'].get(key, '')}")
+    reference = card.get("reference_check")
+    if reference:
+        lines.append(
+            f"{'against ' + str(reference['method']):34}{'reference':>14}"
+            + "".join(f"{label:>14}" for label in labels)
+            + "  unit (tolerance)"
+        )
+        for prop, entry in reference["properties"].items():
+            cells = "".join(
+                _reference_cell(entry.get(label), entry.get(f"{label}_passed")) for label in labels
+            )
+            lines.append(
+                f"{prop:34}{entry['reference']:14.4g}{cells}  {entry['unit']} ({entry['tolerance']:g})"
+            )
     return lines
+
+
+def _reference_cell(value, passed) -> str:
+    """A model's value against the reference, marked ``*`` when outside the tolerance."""
+    if value is None:
+        return f"{'-':>14}"
+    return f"{value:13.4g}{' ' if passed else '*'}"
 
 
 def run_model_card(node, profile: str, output_dir: Path, echo: Callable[[str], None] = print) -> Path | None:

@@ -195,4 +195,20 @@ def card_rows(node: orm.ProcessNode) -> list[list[str]]:
         values = [card["models"][label].get(key) for label in labels]
         cells = [f"{value:.4g}" if isinstance(value, float) else str(value) for value in values]
         rows.append([key, *cells, str(card.get("units", {}).get(key, ""))])
+    reference = card.get("reference_check")
+    if reference:  # the labelling method beside the models; a value outside its tolerance is marked *
+        for prop, entry in reference["properties"].items():
+            cells = [
+                "-"
+                if entry.get(label) is None
+                else f"{entry[label]:.4g}{'' if entry.get(f'{label}_passed') else ' *'}"
+                for label in labels
+            ]
+            rows.append(
+                [
+                    f"{prop} ({reference['method']}: {entry['reference']:.4g})",
+                    *cells,
+                    f"{entry['unit']} (tolerance {entry['tolerance']:g})",
+                ]
+            )
     return rows

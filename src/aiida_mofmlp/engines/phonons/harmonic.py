@@ -75,7 +75,9 @@ def compute_force_constants(
     finite displacements of ``displacement`` Angstrom in the ``supercell`` repeat."""
     from phonopy import Phonopy
 
-    phonon = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.diag(supercell), primitive_matrix=None)
+    phonon = Phonopy(
+        to_phonopy_atoms(atoms), supercell_matrix=np.diag(supercell), primitive_matrix="P"
+    )  # the unit cell is the primitive cell
     phonon.generate_displacements(distance=displacement)
     forces = []
     for cell in phonon.supercells_with_displacements:

@@ -164,10 +164,11 @@ def binding_energies(frames: Sequence[Atoms], calculator) -> list[float]:
 
 
 def loaded_frames(path: str | Path, structure: Atoms, max_frames: int) -> list[Atoms]:
-    """The first ``max_frames`` frames of ``path`` that hold guests on the framework of ``structure``."""
+    """At most ``max_frames`` frames of ``path`` with guests on the framework of ``structure``, evenly spread
+    over the file (a loop's explored frames run loading by loading and temperature by temperature)."""
     if not Path(path).is_file():
         raise InputError(f"binding.frames file {path} does not exist")
-    frames = []
+    loaded = []
     for index, atoms in enumerate(read_frames(path)):
         ids = guest_ids(atoms)
         if not np.any(ids > 0):
@@ -180,15 +181,14 @@ def loaded_frames(path: str | Path, structure: Atoms, max_frames: int) -> list[A
                 f"the per-atom array {GUEST_ID_KEY!r}"
             )
         atoms.info["check_index"] = index
-        frames.append(atoms)
-        if len(frames) >= int(max_frames):
-            break
-    if not frames:
+        loaded.append(atoms)
+    if not loaded:
         raise InputError(
             f"binding.frames {path}: no frame holds a guest (per-atom {GUEST_ID_KEY!r} > 0); the binding "
             "energy needs loaded frames, e.g. from the loop's MD/GCMC"
         )
-    return frames
+    picks = np.unique(np.linspace(0, len(loaded) - 1, min(int(max_frames), len(loaded))).round().astype(int))
+    return [loaded[i] for i in picks]
 
 
 def _relaxed(atoms: Atoms, calculator, relax: dict) -> tuple[Atoms, dict]:
@@ -223,7 +223,13 @@ def _labelled(atoms: Atoms, calculator, task: str) -> Atoms:
         stress = np.array(work.get_stress(voigt=True)) if all(work.pbc) else None
     frame = atoms.copy()
     frame.calc = None
-    frame.info["check_task"] = task
+    frame.info.update(
+        {
+            "check_task": task,
+            "source": "reference_check",
+            "loading": len(set(guest_ids(frame).tolist()) - {0}),
+        }
+    )
     return set_labels(frame, energy, forces, stress)
 
 

@@ -178,7 +178,8 @@ class IterationPhase:
         """The one stop decision: converged, or the last iteration (not converged), or go on."""
         self._out_history(f"convergence_{self._tag()}", decision)
         self.ctx.decisions[f"convergence_{self._tag()}"] = decision
-        if converged:
+        self.ctx.sigma_converged = converged
+        if converged and self.ctx.params.get("stop", "sigma") != "property":  # property: the check decides
             self.ctx.stop = True
         elif self.ctx.iteration >= int(self.ctx.params["max_iterations"]):
             self.ctx.stop = True

@@ -136,6 +136,11 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     problem = validate_properties_inputs(inputs, params["loadings"])
     if problem:
         return problem
+    from aiida_mofmlp.workflows.active_learning.reference_step import validate_stop_inputs
+
+    problem = validate_stop_inputs(inputs, params)
+    if problem:
+        return problem
     structure = inputs.get("structure")
     if structure is None:
         return None

@@ -38,6 +38,7 @@ from aiida_mofmlp.workflows.active_learning.builders import builder_from_protoco
 from aiida_mofmlp.workflows.active_learning.iteration_phase import IterationPhase
 from aiida_mofmlp.workflows.active_learning.labelling_phase import LabellingPhase
 from aiida_mofmlp.workflows.active_learning.properties_step import PropertiesStep, define_properties_spec
+from aiida_mofmlp.workflows.active_learning.reference_step import ReferenceStep, define_reference_spec
 from aiida_mofmlp.workflows.active_learning.sampling_phase import InitialSamplingPhase
 from aiida_mofmlp.workflows.active_learning.settings import (
     PROTOCOL_FILE,
@@ -74,6 +75,7 @@ class ActiveLearningWorkChain(
     IterationPhase,
     ValidationPhase,
     PropertiesStep,
+    ReferenceStep,
     ProtocolMixin,
     WorkChain,
 ):
@@ -182,6 +184,7 @@ class ActiveLearningWorkChain(
             },
         )
         define_properties_spec(spec)
+        define_reference_spec(spec)
         spec.inputs.validator = validate_inputs
 
         spec.outline(
@@ -204,8 +207,10 @@ class ActiveLearningWorkChain(
                 cls.run_exploration,
                 cls.run_deviation,
                 cls.assess,
+                if_(cls.should_check_reference)(cls.run_reference_check, cls.inspect_reference_check),
                 if_(cls.should_label)(
                     cls.select_candidates,
+                    cls.add_reference_frames,
                     if_(cls.has_selection)(cls.run_labelling, cls.inspect_labelling),
                 ),
                 cls.close_iteration,

@@ -70,6 +70,21 @@ def _card_column(results: dict, npt: dict | None) -> dict:
     return column
 
 
+def reference_columns(table: dict) -> dict:
+    """Per property of a reference-check table: reference, each model's value and pass, unit, tolerance."""
+    columns: dict[str, dict] = {"method": table.get("reference_method"), "properties": {}}
+    for row in table["rows"]:
+        if row["model"] == "ensemble":
+            continue
+        entry = columns["properties"].setdefault(
+            row["property"],
+            {"reference": row["reference"], "unit": row["unit"], "tolerance": row["tolerance"]},
+        )
+        entry[row["model"]] = row["value"]
+        entry[f"{row['model']}_passed"] = row["passed"]
+    return columns
+
+
 @calcfunction
 def make_model_card(card_info: orm.Dict, **nodes: orm.Data) -> orm.Dict:
     """The model card: one column per model label (e.g. ``fine_tuned``, ``foundation``).
@@ -77,7 +92,8 @@ def make_model_card(card_info: orm.Dict, **nodes: orm.Data) -> orm.Dict:
     ``card_info`` holds the framework, the model hashes and the guest. ``nodes`` holds, per label,
     ``results_<label>`` (Dict of the phonon engine) and optionally ``thermo_<label>`` (ArrayData with the
     ``volume`` of the NPT run) and ``npt_<label>`` (Dict with its ``status``). Quantities that a run did not
-    give are None; ``difference`` is fine-tuned minus foundation.
+    give are None; ``difference`` is fine-tuned minus foundation. With ``reference_table`` (the table of a
+    reference check of the same models) the card's ``reference_check`` puts the labelling method beside them.
     """
     labels = sorted(name[len("results_") :] for name in nodes if name.startswith("results_"))
     columns = {}
@@ -99,6 +115,8 @@ def make_model_card(card_info: orm.Dict, **nodes: orm.Data) -> orm.Dict:
         "descriptions": {key: text for key, (_, text) in CARD_QUANTITIES.items()},
         "reference": "MOFSimBench task set (Krass, Huang, Moosavi, 2025) at this plugin's scale",
     }
+    if "reference_table" in nodes:
+        card["reference_check"] = reference_columns(nodes["reference_table"].get_dict())
     if "fine_tuned" in columns and "foundation" in columns:
         card["difference"] = {
             key: columns["fine_tuned"][key] - columns["foundation"][key]

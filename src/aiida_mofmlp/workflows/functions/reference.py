@@ -59,6 +59,8 @@ def _row(prop: str, label: str, ref: Mapping, model: Mapping, tolerance: float) 
     row: dict[str, Any] = {"property": prop, "model": label, "reference": reference, "value": value}
     if prop == "gamma":
         ours, theirs = np.sort(model[prop])[ACOUSTIC_MODES:], np.sort(ref[prop])[ACOUSTIC_MODES:]
+        if ours.shape != theirs.shape:
+            raise ValueError(f"gamma: {label} has {ours.size} optical modes, the reference {theirs.size}")
         difference = float(np.mean(np.abs(ours - theirs)))  # MAE of the sorted optical frequencies
     else:
         difference = value - reference

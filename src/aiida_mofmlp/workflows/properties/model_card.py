@@ -3,9 +3,11 @@
 The task set follows MOFSimBench (Krass, Huang, Moosavi, 2025) at this plugin's scale: relaxation volume
 change, NPT stability (volume drift of a short LAMMPS run), bulk modulus (Birch-Murnaghan over +-2 %),
 heat capacity at 300 K, host-guest interaction energy of the guest at its best site and errors on the
-validation frames. Each model runs one :class:`PhononsWorkChain` (relax, phonons, eos [, host_guest]
-[, errors]) and, with the ``npt`` inputs, one :class:`LammpsMdBaseWorkChain` from its relaxed structure;
-:func:`make_model_card` turns the results into the ``card`` Dict.
+validation frames; with a ``reference`` code, the reference check (V0, relaxed-ion B, binding energy on the
+loaded validation frames, Gamma phonons) puts the labelling method beside both models. Each model runs
+one :class:`PhononsWorkChain` (relax, phonons, eos [, host_guest] [, errors]) and, with the ``npt`` inputs,
+one :class:`LammpsMdBaseWorkChain` from its relaxed structure; :func:`make_model_card` turns the results
+into the ``card`` Dict.
 
 Finding the card of a model: the card is the ``card`` output of this work chain, whose ``models``
 namespace holds the model; the card names the models' SHA-256 (``sha256``). :meth:`cards_of` runs that
@@ -31,6 +33,7 @@ from aiida_mofmlp.workflows.properties.phonons import (
     driving_model,
     validate_workchain_inputs,
 )
+from aiida_mofmlp.workflows.properties.reference_check import ReferenceCheckWorkChain
 from aiida_mofmlp.workflows.properties.trust import PropertyTrustMixin, define_trust_spec, fill_trust_inputs
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
 
@@ -100,6 +103,16 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             ),
         )
         spec.expose_inputs(
+            ReferenceCheckWorkChain,
+            namespace="reference",
+            exclude=("check.structure", "check.models", "check.frames"),
+            namespace_options={
+                "required": False,
+                "populate_defaults": False,
+                "help": "The reference check (mofmlp-reference-check): the labelling method beside them.",
+            },
+        )
+        spec.expose_inputs(
             LammpsMdBaseWorkChain,
             namespace="npt",
             exclude=("md.structure", "md.model"),
@@ -111,6 +124,7 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             cls.setup,
             cls.run_phonons,
             cls.inspect_phonons,
+            if_(cls.should_check_reference)(cls.run_reference_check, cls.inspect_reference_check),
             if_(cls.should_run_npt)(cls.run_npt, cls.inspect_npt),
             cls.run_trust_check,
             cls.inspect_trust,
@@ -119,6 +133,12 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         spec.output("card", valid_type=orm.Dict, help="The model card: one column per model, units, hashes.")
         spec.output_namespace(
             "results", valid_type=orm.Dict, dynamic=True, help="The phonon-engine results of each model."
+        )
+        spec.output(
+            "reference_table",
+            valid_type=orm.Dict,
+            required=False,
+            help="The reference check's table: the labelling method, fine-tuned and foundation per property.",
         )
         spec.exit_code(401, "ERROR_PHONONS_FAILED", message="No model gave phonon-engine results: {detail}")
 
@@ -175,6 +195,26 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_PHONONS_FAILED.format(detail="; ".join(failed))
         return None
 
+    def should_check_reference(self) -> bool:
+        return "reference" in self.inputs and "code" in self.inputs.reference.get("check", {})
+
+    def run_reference_check(self):
+        """Both models against the labelling method (the loaded validation frames give binding energies)."""
+        inputs = self.exposed_inputs(ReferenceCheckWorkChain, namespace="reference")
+        check = {**inputs["check"], "structure": self.inputs.structure, "models": dict(self.ctx.models)}
+        if "validation_frames" in self.inputs and "binding_energy" in check["parameters"]["tasks"]:
+            check["frames"] = self.inputs.validation_frames
+        inputs.update({"check": check, "metadata": {"call_link_label": "reference_check"}})
+        return ToContext(reference_check=self.submit(ReferenceCheckWorkChain, **inputs))
+
+    def inspect_reference_check(self):
+        """Keep the table; a failed check leaves the card without its reference column."""
+        node = self.ctx.reference_check
+        if node.is_finished_ok:
+            self.out("reference_table", node.outputs.table)
+        else:
+            self.report(f"reference check {node.process_label}<{node.pk}> failed: {node.exit_message}")
+
     def should_run_npt(self) -> bool:
         return "npt" in self.inputs and "md" in self.inputs.npt and "code" in self.inputs.npt.md
 
@@ -220,6 +260,8 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         for label, child in self.ctx.get("npt", {}).items():
             nodes[f"thermo_{label}"] = child.outputs.thermo
             nodes[f"npt_{label}"] = child.outputs.results
+        if "reference_table" in self.outputs:
+            nodes["reference_table"] = self.outputs["reference_table"]
         card_info = {
             "framework": self.inputs.structure.get_formula(),
             "framework_uuid": self.inputs.structure.uuid,
@@ -262,15 +304,19 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
         """A builder for the card of ``models`` (model_0 on the card) and ``foundation`` on ``structure``.
 
         ``overrides`` (a dict or a YAML path) is shaped like ``model_card.yaml``: ``phonons`` holds overrides
-        of PhononsWorkChain's protocol, ``npt`` of LammpsMdBaseWorkChain's. Without ``codes['md']`` the NPT
-        stability row is left out. The one signature of every property work chain
+        of PhononsWorkChain's protocol, ``npt`` of LammpsMdBaseWorkChain's, ``reference`` of
+        ReferenceCheckWorkChain's. Without ``codes['md']`` the NPT stability row is left out; with
+        ``codes['reference']`` the card puts the labelling method (GFN1-xTB) beside both models. The one
+        signature of every property work chain
         (``workflows/properties/registry.py``): ``codes`` by kind (``phonons``, ``md``; ``deviation``:
         mofmlp-deviation, turns on the ensemble's trust), ``trust`` the window ``lo``/``hi`` (eV/Å).
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
-        unknown = sorted(set(inputs) - {"phonons", "npt"})
+        unknown = sorted(set(inputs) - {"phonons", "npt", "reference"})
         if unknown:
-            raise ValueError(f"overrides: unknown inputs {unknown} of {cls.__name__}; valid: phonons, npt")
+            raise ValueError(
+                f"overrides: unknown inputs {unknown} of {cls.__name__}; valid: phonons, npt, reference"
+            )
         if isinstance(models, MaceModelData):
             models = [models]
         if not isinstance(models, dict):
@@ -300,6 +346,22 @@ class ModelCardWorkChain(PropertyTrustMixin, ProtocolMixin, WorkChain):
             builder.npt.md.metadata.options = deep_merge(dict(npt.md.metadata.options), None)
             builder.npt.timestep_factor = npt.timestep_factor
             builder.npt.min_timestep_fs = npt.min_timestep_fs
+        reference_code = codes.get("reference")
+        if reference_code is not None:
+            check = ReferenceCheckWorkChain.get_builder_from_protocol(
+                structure,
+                driving_model(models),
+                {"reference": reference_code},
+                protocol,
+                inputs.get("reference"),
+                options=options,
+                validation_frames=validation_frames,
+            )
+            builder.reference.check.code = reference_code
+            builder.reference.check.parameters = check.check.parameters
+            builder.reference.check.metadata.options = dict(check.check.metadata.options)
+            builder.reference.tolerances = check.tolerances
+            builder.reference.max_iterations = check.max_iterations
         if foundation is not None:
             builder.foundation = foundation
         if guest is not None:

@@ -75,7 +75,7 @@ PROPERTIES: dict[str, PropertyEntry] = {
             "model_card",
             "model card",
             "mofmlp.properties.model_card",
-            ("phonons", "md", "deviation"),
+            ("phonons", "md", "deviation", "reference"),
             ("phonons",),
             extra_inputs=("guest", "validation_frames"),
         ),
