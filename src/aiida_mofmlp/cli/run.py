@@ -298,7 +298,8 @@ def build(resolved: ResolvedRun, codes: Mapping):
 
 
 def needed_codes(resolved: ResolvedRun) -> tuple[str, ...]:
-    """Code kinds the run needs: its labelling engine, RASPA with a guest, training, MD, deviation."""
+    """Code kinds the run needs: its labelling engine, RASPA with a guest, training, MD, deviation (and the
+    reference check for ``stop: property`` or ``both``)."""
     engine = resolved.inputs["parameters"]["labelling"].get("engine", "cp2k")
     kinds = [engine, "train", "md", "deviation"]
     if resolved.request.guest != NO_GUEST:
@@ -308,6 +309,8 @@ def needed_codes(resolved: ResolvedRun) -> tuple[str, ...]:
         and "cp2k" not in kinds
     ):
         kinds.append("cp2k")
+    if resolved.inputs["parameters"].get("stop", "sigma") != "sigma":
+        kinds.append("reference")  # the property stop rule
     from aiida_mofmlp.workflows.properties.registry import PROPERTIES
 
     for key in resolved.properties:

@@ -94,6 +94,8 @@ def builder_from_protocol(
     needed = {engine, "train", "md", "deviation"}
     if int(params["initial_sampling"].get("aimd_steps") or 0) > 0 or strategy_of(params).samples_with_aimd:
         needed.add("cp2k")  # AIMD runs CP2K whatever labels the frames
+    if params.get("stop", "sigma") != "sigma":
+        needed.add("reference")  # the property stop rule runs the reference check
     missing = sorted(needed - set(codes))
     if missing:
         raise ValueError(
@@ -202,6 +204,8 @@ def builder_from_protocol(
     for other in STRATEGIES:  # only the chosen strategy's settings block (defaults fill the others)
         if other != strategy:
             params.pop(other, None)
+    if "reference" in needed:
+        builder.reference_code = codes["reference"]
     builder.parameters = orm.Dict(params)
     return builder
 
