@@ -101,6 +101,22 @@ def test_model_card_table_has_a_row_per_quantity_and_a_column_per_model():
     assert volume.split() == ["volume", "100", "100.5", "104*", "Angstrom^3", "(1)"]  # * outside tolerance
 
 
+def test_reference_check_lines_show_each_iterations_check():
+    from aiida_mofmlp.cli.demo import reference_check_lines
+
+    check = {"property": "bulk_modulus", "reference": 6.05, "value": 8.72, "difference": 2.67, "unit": "GPa"}
+    rows = [
+        {"iteration": 1},
+        {"iteration": 2, "reference_check": [{**check, "passed": False}], "n_reference_frames": 7},
+        {"iteration": 3, "reference_check": [{**check, "value": 6.2, "difference": 0.15, "passed": True}]},
+    ]
+    lines = reference_check_lines(rows)
+    assert lines[2].split() == ["2", "bulk_modulus", "6.05", "8.72", "2.67", "GPa", "FAIL"]
+    assert "7 reference frame(s) sent to labelling" in lines[3]
+    assert lines[4].split()[-1] == "pass"
+    assert reference_check_lines([{"iteration": 1}]) == []
+
+
 def test_orchestration_never_imports_mace_or_torch():
     """Every work chain, CalcJob, parser and data type of the plugin and the app's models load without mace
     (which switches every default ``torch.load`` to unpickling) and without torch: models are only opened

@@ -205,6 +205,28 @@ def _table(node) -> list[str]:
     return lines
 
 
+def reference_check_lines(rows: list[dict]) -> list[str]:
+    """The property stop rule's checks (``stop: property``/``both``): the ensemble against the reference."""
+    lines = []
+    for row in rows:
+        for check in row.get("reference_check") or []:
+            if not lines:
+                lines.append("Reference check (ensemble against the labelling method):")
+                lines.append(
+                    f"  {'iter':>4}  {'property':16}{'reference':>12}{'ensemble':>12}{'difference':>12}  unit"
+                )
+            lines.append(
+                f"  {row['iteration']:>4}  {check['property']:16}"
+                f"{check['reference']:12.4g}{check['value']:12.4g}"
+                f"{check['difference']:12.3g}  {check['unit']}  {'pass' if check['passed'] else 'FAIL'}"
+            )
+        if row.get("n_reference_frames"):
+            lines.append(
+                f"  {row['iteration']:>4}  {row['n_reference_frames']} reference frame(s) sent to labelling"
+            )
+    return lines
+
+
 def card_table(card: dict) -> list[str]:
     """The model card as text: one row per quantity, one column per model."""
     labels = sorted(card["models"])
@@ -313,6 +335,8 @@ def run_in_foreground(builder, output_dir: Path, echo: Callable[[str], None] = p
         echo(f"Converged after {rows[-1]['iteration']} iteration(s).")
     elif rows:
         echo(f"Not converged after {rows[-1]['iteration']} iteration(s).")
+    for line in reference_check_lines(rows):
+        echo(line)
     for label, key in (("fine-tuned ensemble", "validation"), ("foundation", "validation_foundation")):
         if key in node.outputs:
             metrics = node.outputs[key].get_dict()
