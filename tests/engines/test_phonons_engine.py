@@ -58,6 +58,52 @@ def test_acoustic_sum_rule_at_gamma(mgo_run):
 
 
 @pytest.mark.integration
+def test_q_mesh_convergence_is_reported(mgo_run):
+    _, results, _ = mgo_run
+    check = results["phonons"]["mesh_convergence"]
+    assert check["mesh"] == 30.0 and check["denser_mesh"] == 60.0
+    # MgO's Cv at 300 K changes by well under 1 % from a 30 A to a 60 A mesh; F by under 1 meV per cell
+    assert abs(check["heat_capacity_300K_change_percent"]) < 1.0
+    assert abs(check["free_energy_300K_ev_change"]) < 1e-3
+    assert results["phonons"]["residual_force_max"] < 0.05  # relaxed to fmax 0.01 eV/A
+
+
+@pytest.mark.integration
+def test_residual_forces_are_subtracted_from_the_force_constants():
+    """One-sided differences from an unrelaxed cell carry -f/displacement unless the residual force is
+    subtracted; central (plus-minus) differences cancel it, so they are the answer to compare with (and
+    phonopy's default, plus-minus where symmetry does not relate the two, agrees with them)."""
+    from phonopy import Phonopy
+
+    from aiida_mofmlp.engines.phonons.calculator import mace_calculator
+    from aiida_mofmlp.engines.phonons.harmonic import compute_force_constants, to_ase_atoms, to_phonopy_atoms
+
+    calculator, _ = mace_calculator(foundation_files().model, "cpu")
+    atoms = bulk("MgO", "rocksalt", a=MGO_A)
+    atoms.positions[1] += [0.03, 0.02, -0.01]  # off equilibrium: residual forces
+    central = Phonopy(
+        to_phonopy_atoms(atoms), supercell_matrix=np.eye(3, dtype=int) * 2, primitive_matrix="P"
+    )
+    central.generate_displacements(distance=0.01, is_plusminus=True)
+    forces = []
+    for cell in central.supercells_with_displacements:
+        displaced = to_ase_atoms(cell)
+        displaced.calc = calculator
+        forces.append(displaced.get_forces().copy())
+    central.forces = np.asarray(forces)
+    central.produce_force_constants()
+    one_sided = {"symmetrize": False, "plus_minus": False}
+    plain = compute_force_constants(atoms, calculator, [2, 2, 2], **one_sided)
+    subtracted = compute_force_constants(atoms, calculator, [2, 2, 2], subtract_residual=True, **one_sided)
+    error_plain = np.abs(plain.force_constants - central.force_constants).max()
+    error_subtracted = np.abs(subtracted.force_constants - central.force_constants).max()
+    assert subtracted.residual_force_max > 0.05 and plain.residual_force_max is None
+    assert error_subtracted < 0.2 * error_plain, (error_subtracted, error_plain)
+    default = compute_force_constants(atoms, calculator, [2, 2, 2], symmetrize=False, subtract_residual=True)
+    assert np.abs(default.force_constants - central.force_constants).max() < 0.2 * error_plain
+
+
+@pytest.mark.integration
 def test_heat_capacity_reaches_dulong_petit(mgo_run):
     _, results, arrays = mgo_run
     temperature, cv = arrays["thermal_temperature"], arrays["thermal_heat_capacity_kb"]

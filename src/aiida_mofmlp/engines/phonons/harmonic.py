@@ -69,26 +69,51 @@ def choose_supercell(atoms: Atoms, r_max: float, supercell: Sequence[int] | None
 
 
 def compute_force_constants(
-    atoms: Atoms, calculator, supercell: Sequence[int], displacement: float = 0.01, symmetrize: bool = True
+    atoms: Atoms,
+    calculator,
+    supercell: Sequence[int],
+    displacement: float = 0.01,
+    symmetrize: bool = True,
+    subtract_residual: bool = False,
+    plus_minus: bool | str = "auto",
 ):
     """A ``Phonopy`` object of ``atoms`` (the unit cell, also the primitive cell) with force constants from
-    finite displacements of ``displacement`` Angstrom in the ``supercell`` repeat."""
+    finite displacements of ``displacement`` Angstrom in the ``supercell`` repeat.
+
+    ``subtract_residual``: the forces of the undisplaced supercell (what the relaxation left) are subtracted
+    from every displaced set, so a residual force does not enter the force constants as -f/displacement;
+    their largest norm (eV/A) is ``phonon.residual_force_max`` (None when not computed). ``plus_minus``
+    is phonopy's: ``auto`` displaces both ways where symmetry does not relate +d and -d (which also cancels
+    residual forces to first order); ``False`` displaces one way (half the jobs on a low-symmetry MOF),
+    where the subtraction matters.
+    """
     from phonopy import Phonopy
 
-    phonon = Phonopy(
-        to_phonopy_atoms(atoms), supercell_matrix=np.diag(supercell), primitive_matrix="P"
-    )  # the unit cell is the primitive cell
-    phonon.generate_displacements(distance=displacement)
+    phonon = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.diag(supercell), primitive_matrix="P")
+    phonon.generate_displacements(distance=displacement, is_plusminus=plus_minus)
+    residual = None
+    if subtract_residual:
+        perfect = to_ase_atoms(phonon.supercell)
+        perfect.calc = calculator
+        residual = perfect.get_forces().copy()
     forces = []
     for cell in phonon.supercells_with_displacements:
         displaced = to_ase_atoms(cell)
         displaced.calc = calculator
-        forces.append(displaced.get_forces().copy())
+        forces.append(displaced.get_forces().copy() - (residual if residual is not None else 0.0))
     phonon.forces = np.asarray(forces)
     phonon.produce_force_constants()
     if symmetrize:
         phonon.symmetrize_force_constants()
+    phonon.residual_force_max = None if residual is None else float(np.linalg.norm(residual, axis=1).max())
     return phonon
+
+
+def denser_mesh(mesh: float | Sequence[int]) -> float | list[int]:
+    """The q-mesh twice as dense: a length doubled, or each of three numbers doubled."""
+    if isinstance(mesh, int | float):
+        return 2.0 * float(mesh)
+    return [2 * int(n) for n in mesh]
 
 
 def gamma_frequencies(phonon) -> np.ndarray:

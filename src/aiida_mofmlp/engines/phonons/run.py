@@ -4,8 +4,10 @@ Tasks, run in this order when listed in ``tasks``:
 
 * ``relax``: positions and cell with ASE's FrechetCellFilter (``relax.fmax`` eV/A, ``relax.steps``);
 * ``phonons``: phonopy finite displacements in a supercell whose perpendicular widths are >= 2 r_max (or
-  ``phonons.supercell``), Gamma frequencies, total DOS, the band structure along the lattice's standard
-  path, F, S, Cv against T; modes below ``-imaginary_threshold`` THz on the mesh count as imaginary and
+  ``phonons.supercell``), the residual forces of the undisplaced supercell subtracted
+  (``subtract_residual``), Gamma frequencies, total DOS, the band structure along the lattice's standard
+  path, F, S, Cv against T and, with ``mesh_check``, the change of Cv and F at 300 K on a q-mesh twice as
+  dense (``mesh_convergence``); modes below ``-imaginary_threshold`` THz on the mesh count as imaginary and
   are fixed by rattling the atoms (``rattle_sigma`` A, Gaussian) and relaxing again, at most
   ``max_attempts`` times, every attempt reported (Elena et al., npj Comput. Mater. 2025,
   DOI 10.1038/s41524-025-01611-8);
@@ -80,6 +82,8 @@ PHONONS_DEFAULTS: dict[str, Any] = {
         "dos": True,
         "bands": True,
         "imaginary_threshold": 0.1,
+        "subtract_residual": True,
+        "mesh_check": True,
         "rattle_sigma": 0.01,
         "max_attempts": 3,
         "seed": 0,
@@ -188,6 +192,23 @@ def _value_at(temperatures: np.ndarray, values: np.ndarray, target: float) -> fl
     return float(np.interp(target, temperatures, values))
 
 
+def _mesh_convergence(phonon, params: dict, thermal: dict) -> dict:
+    """Cv and F at 300 K on the q-mesh and on one twice as dense: how far the mesh is from converged."""
+    denser = harmonic.denser_mesh(params["mesh"])
+    dense = harmonic.thermal_properties(
+        phonon, denser, float(params["t_min"]), float(params["t_max"]), float(params["t_step"])
+    )
+    result: dict[str, Any] = {"mesh": params["mesh"], "denser_mesh": denser}
+    for key, unit_key in (("heat_capacity", "heat_capacity_300K"), ("free_energy_ev", "free_energy_300K_ev")):
+        coarse = _value_at(thermal["temperature"], thermal[key], REPORT_TEMPERATURE)
+        fine = _value_at(dense["temperature"], dense[key], REPORT_TEMPERATURE)
+        change = None if coarse is None or fine is None else fine - coarse
+        result[f"{unit_key}_change"] = change
+        if key == "heat_capacity" and change is not None and fine:
+            result["heat_capacity_300K_change_percent"] = 100.0 * change / fine
+    return result
+
+
 def run_phonons(
     atoms: Atoms, calculator, r_max: float, params: dict, relax_params: dict
 ) -> tuple[dict, dict]:
@@ -203,7 +224,12 @@ def run_phonons(
             elastic.relax(atoms, calculator, **relax_params)
         supercell = harmonic.choose_supercell(atoms, r_max, params["supercell"])
         phonon = harmonic.compute_force_constants(
-            atoms, calculator, supercell, float(params["displacement"]), bool(params["symmetrize"])
+            atoms,
+            calculator,
+            supercell,
+            float(params["displacement"]),
+            bool(params["symmetrize"]),
+            bool(params["subtract_residual"]),
         )
         gamma = harmonic.gamma_frequencies(phonon)
         mesh = harmonic.mesh_frequencies(phonon, params["mesh"])
@@ -255,6 +281,9 @@ def run_phonons(
             thermal["temperature"], thermal["free_energy_ev"], REPORT_TEMPERATURE
         ),
     }
+    scalars["residual_force_max"] = phonon.residual_force_max
+    if params["mesh_check"]:
+        scalars["mesh_convergence"] = _mesh_convergence(phonon, params, thermal)
     arrays = {f"thermal_{key}": value for key, value in thermal.items()}
     arrays["gamma_frequencies"] = gamma
     if params["dos"]:
