@@ -92,6 +92,8 @@ def test_frames_of_another_framework_are_refused(tmp_path):
         run(config, tmp_path)
     with pytest.raises(InputError, match="unknown keys"):
         run({**config, "eos": {"points": 3}}, tmp_path)
+    with pytest.raises(InputError, match="nothing to compute"):
+        run({**config, "run_reference": False}, tmp_path)
 
 
 def test_loaded_frames_are_spread_over_the_file_and_empty_ones_skipped(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from aiida import orm
+from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 
 from aiida_mofmlp.common.frames import ENERGY_KEY, FORCES_KEY
@@ -60,6 +61,13 @@ def test_check_reports_each_model_and_the_frames_behind_failures(aiida_profile, 
         assert ENERGY_KEY in atoms.info and FORCES_KEY in atoms.arrays
     binding = results["results"].get_dict()["binding_frames"]
     assert binding == [1, 2]  # the empty frame 0 is skipped
+    jobs = {
+        link.link_label: link.node
+        for link in node.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()
+    }
+    assert set(jobs) == {"check_reference", "check_model_0", "check_model_1"}  # one job each, at once
+    assert "check_frames" not in jobs["check_model_0"].outputs  # only the reference labels frames
+    assert results["check_frames"].uuid == jobs["check_reference"].outputs.check_frames.uuid
     report = " ".join(log.message for log in orm.Log.collection.get_logs_for(node))
     assert "volume: reference" in report
 

@@ -43,6 +43,8 @@ def validate_inputs(inputs, ctx=None) -> str | None:
     models = dict(inputs.get("models", {}))
     if REFERENCE in models:
         return f"models: the label {REFERENCE!r} is the reference method's; rename that model"
+    if not params.get("run_reference", True) and not models and (ctx is None or "models" in ctx):
+        return "models: give at least one model when parameters.run_reference is false (nothing to compute)"
     if structure is not None:
         if not all(structure.pbc):
             return (
@@ -104,7 +106,8 @@ class ReferenceCheckCalculation(EngineCalculation):
         spec.output(
             "check_frames",
             valid_type=StructureSetData,
-            help="The reference-labelled frames behind each property (info check_task).",
+            required=False,
+            help="The reference-labelled frames behind each property (info check_task); with the reference.",
         )
         spec.default_output_node = "results"
 

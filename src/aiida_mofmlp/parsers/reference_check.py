@@ -11,12 +11,14 @@ from aiida_mofmlp.parsers.base import EngineParser
 
 
 class ReferenceCheckParser(EngineParser):
-    """``results.json`` -> Dict ``results``; ``check_frames.extxyz`` -> StructureSetData ``check_frames``."""
+    """``results.json`` -> ``results``; ``check_frames.extxyz`` (the reference's job) -> ``check_frames``."""
 
     ENGINE = "mofmlp-reference-check"
-    REQUIRED_FILES = (RESULTS_FILE, CHECK_FRAMES_FILE)
+    REQUIRED_FILES = (RESULTS_FILE,)
 
     def parse_outputs(self, **kwargs) -> ExitCode | None:
-        self.out("results", orm.Dict(to_jsonable(self.read_json(RESULTS_FILE))))
-        self.out("check_frames", self.read_structure_set(CHECK_FRAMES_FILE))
+        results = self.read_json(RESULTS_FILE)
+        self.out("results", orm.Dict(to_jsonable(results)))
+        if "reference" in results.get("calculators", {}):  # the reference job writes the check frames
+            self.out("check_frames", self.read_structure_set(CHECK_FRAMES_FILE))
         return None

@@ -18,6 +18,7 @@ Input file (JSON or YAML)::
     structure: structure.extxyz
     models: {model_0: model_0.model, model_1: model_1.model}
     reference: {method: GFN1-xTB}           # engines.xtb.label.DEFAULTS without frames
+    run_reference: true                     # false: the models only (one job per calculator runs them apart)
     tasks: [volume, bulk_modulus, binding_energy, gamma]
     max_atoms: 150                          # refuse larger cells (the reference costs ~n^3)
     relax: {fmax: 0.01, steps: 300}
@@ -28,10 +29,11 @@ Input file (JSON or YAML)::
     dtype: float64
 
 Outputs: ``results.json`` (per calculator - ``reference`` and each model label - the values of every task,
-plus seconds per calculator) and ``check_frames.extxyz``: the frames behind each property, labelled by the
-reference (REF_energy, REF_forces, REF_stress) with ``check_task`` in their info (``eos``: the reference's
-EOS cells, behind ``volume`` and ``bulk_modulus``; ``binding_energy``: the loaded frames; ``gamma``: the
-relaxed cell and two rattled copies), so that a failed property can send its frames to the training set.
+plus seconds per calculator) and, when the reference runs, ``check_frames.extxyz``: the frames behind each
+property, labelled by the reference (REF_energy, REF_forces, REF_stress) with ``check_task`` in their info
+(``eos``: the reference's EOS cells, behind ``volume`` and ``bulk_modulus``; ``binding_energy``: the loaded
+frames; ``gamma``: the relaxed cell and two rattled copies), so that a failed property can send its frames
+to the training set.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ CHECK_FRAMES_FILE = "check_frames.extxyz"
 DEFAULTS: dict[str, Any] = {
     "models": {},
     "reference": {"method": "GFN1-xTB"},
+    "run_reference": True,
     "tasks": ["volume", "bulk_modulus", "binding_energy"],
     "max_atoms": 150,
     "relax": {"fmax": 0.01, "steps": 300},
@@ -117,6 +120,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         if int(full[key]) < 1:
             raise InputError(f"{key} {full[key]!r} must be a positive number of atoms")
     full["reference"] = xtb.load_settings({k: v for k, v in full["reference"].items() if k != "frames"})
+    if not full["run_reference"] and not full["models"]:
+        raise InputError("nothing to compute: run_reference is false and no models are given")
     return full
 
 
@@ -313,7 +318,7 @@ def run(config: dict[str, Any], workdir: str | Path = ".") -> dict[str, Any]:
             check_size(frame, full["max_atoms"], f"binding.frames[{frame.info['check_index']}]")
             if index == 0 and xtb.unsupported_elements(frame.get_chemical_symbols()):
                 raise InputError("binding.frames hold elements that GFN-xTB does not cover (H to Rn only)")
-    calculators = {REFERENCE: _reference_calculator(full["reference"])}
+    calculators = {REFERENCE: _reference_calculator(full["reference"])} if full["run_reference"] else {}
     for label, path in sorted(full["models"].items()):
         calculator, info = mace_calculator(path, full["device"], full["dtype"])
         check_species(atoms, info, f"structure (model {label})")
@@ -340,8 +345,9 @@ def run(config: dict[str, Any], workdir: str | Path = ".") -> dict[str, Any]:
             reference_structures = structures
     if "gamma" in full["tasks"] and len(atoms) > int(full["gamma"]["max_atoms"]):
         results["gamma_skipped"] = f"{len(atoms)} atoms > gamma.max_atoms {full['gamma']['max_atoms']}"
-    check = _check_frames(calculators[REFERENCE], reference_structures, frames, full)
-    write_frames(check, workdir / CHECK_FRAMES_FILE)
+    if REFERENCE in calculators:
+        check = _check_frames(calculators[REFERENCE], reference_structures, frames, full)
+        write_frames(check, workdir / CHECK_FRAMES_FILE)
     (workdir / RESULTS_FILE).write_text(dumps(results))
     return results
 

@@ -122,6 +122,18 @@ def reference_table(results: Mapping[str, Any], tolerances: Mapping[str, float])
 
 
 @calcfunction
+def merge_reference_results(**results: orm.Dict) -> orm.Dict:
+    """One results Dict from the jobs of one check: the reference job's fields, every job's calculators."""
+    merged = dict(results["reference"].get_dict())
+    merged["calculators"], merged["seconds"] = {}, {}
+    for job in results.values():
+        values = job.get_dict()
+        merged["calculators"].update(values["calculators"])
+        merged["seconds"].update(values["seconds"])
+    return orm.Dict(merged)
+
+
+@calcfunction
 def compare_with_reference(results: orm.Dict, tolerances: orm.Dict) -> orm.Dict:
     """The stored :func:`reference_table` of a reference check's ``results``."""
     return orm.Dict(reference_table(results.get_dict(), tolerances.get_dict()))

@@ -1,12 +1,13 @@
 """ReferenceCheckWorkChain: does each model reproduce the labelling method's properties?
 
-Runs :class:`ReferenceCheckCalculation` (GFN-xTB through tblite beside every model of ``models``: relaxed
-volume and lattice, relaxed-ion bulk modulus, guest binding energy on loaded frames, Gamma phonons of small
-cells), then :func:`compare_with_reference` against the protocol's tolerances. Outputs the ``table`` (one
-row per property and model plus the ensemble's, with pass/fail) and, when a property fails, the
-reference-labelled frames behind it as ``untrusted_frames``, ready for the next training set.
-A disagreement is a result, not a failure: the work chain finishes with exit status 0 and says so.
-The CP2K path (the DFT protocols' reference) is not built yet; this check uses the xTB labels' method.
+Runs :class:`ReferenceCheckCalculation` jobs at the same time, one for the reference (GFN-xTB through
+tblite) and one per model of ``check.models`` (relaxed volume and lattice, relaxed-ion bulk modulus, guest
+binding energy on loaded frames, Gamma phonons of small cells), joins their results, then
+:func:`compare_with_reference` against the protocol's tolerances. Outputs the ``table`` (one row per
+property and model plus the ensemble's, with pass/fail) and, when a property fails, the reference-labelled
+frames behind it as ``untrusted_frames``, ready for the next training set. A disagreement is a result, not a
+failure: the work chain finishes with exit status 0 and says so. The CP2K path (the DFT protocols'
+reference) is not built yet; this check uses the xTB labels' method.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import os
 from collections.abc import Mapping
 
 from aiida import orm
-from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+from aiida.engine import (
+    BaseRestartWorkChain,
+    ProcessHandlerReport,
+    ToContext,
+    WorkChain,
+    process_handler,
+    while_,
+)
 
 from aiida_mofmlp.calculations.reference_check import ReferenceCheckCalculation
 from aiida_mofmlp.common.frames import guest_ids
@@ -24,6 +32,7 @@ from aiida_mofmlp.data.mace_model import MaceModelData
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.workflows.functions.reference import (
     compare_with_reference,
+    merge_reference_results,
     tolerance_problems,
     untrusted_check_frames,
 )
@@ -55,37 +64,20 @@ def validate_workchain_inputs(inputs, ctx=None) -> str | None:
     return None
 
 
-class ReferenceCheckWorkChain(ProtocolMixin, BaseRestartWorkChain):
-    """Each model's V0, bulk modulus, binding energy and Gamma frequencies against the reference method."""
+class ReferenceCheckBaseWorkChain(BaseRestartWorkChain):
+    """One ``mofmlp-reference-check`` job (the reference method, or some models); a job stopped by the
+    scheduler for time runs again with ``WALLTIME_FACTOR`` times the walltime."""
 
     _process_class = ReferenceCheckCalculation
-    _protocol_file = "reference_check.yaml"
 
     @classmethod
     def define(cls, spec):
         super().define(spec)
         spec.expose_inputs(ReferenceCheckCalculation, namespace="check")
-        spec.input(
-            "tolerances",
-            valid_type=orm.Dict,
-            validator=validate_tolerances,
-            help="volume_percent, bulk_modulus_percent, binding_energy_kj_mol, gamma_thz (see the protocol).",
-        )
-        spec.inputs.validator = validate_workchain_inputs
         spec.outline(
-            cls.setup,
-            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
-            cls.results,
-            cls.compare,
+            cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results
         )
         expose_calcjob_outputs(spec, ReferenceCheckCalculation)
-        spec.output("table", valid_type=orm.Dict, help="Reference, each model, ensemble, difference, pass.")
-        spec.output(
-            "untrusted_frames",
-            valid_type=StructureSetData,
-            required=False,
-            help="Reference-labelled frames behind the failed properties (absent when all pass).",
-        )
 
     def setup(self):
         super().setup()
@@ -103,21 +95,93 @@ class ReferenceCheckWorkChain(ProtocolMixin, BaseRestartWorkChain):
         self.report(f"{node.process_label}<{node.pk}> ran out of walltime; retrying with more")
         return ProcessHandlerReport(True)
 
+
+class ReferenceCheckWorkChain(ProtocolMixin, WorkChain):
+    """Each model's V0, bulk modulus, binding energy and Gamma frequencies against the reference method.
+
+    The reference and every model run as separate jobs at the same time (one ``ReferenceCheckBaseWorkChain``
+    each); :func:`merge_reference_results` joins their results before the comparison.
+    """
+
+    _protocol_file = "reference_check.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(ReferenceCheckBaseWorkChain, exclude=("metadata",))
+        spec.input(
+            "tolerances",
+            valid_type=orm.Dict,
+            validator=validate_tolerances,
+            help="volume_percent, bulk_modulus_percent, binding_energy_kj_mol, gamma_thz (see the protocol).",
+        )
+        spec.inputs.validator = validate_workchain_inputs
+        spec.outline(cls.run_checks, cls.inspect_checks, cls.compare)
+        spec.output("results", valid_type=orm.Dict, help="Every task's values per calculator, seconds.")
+        spec.output(
+            "check_frames",
+            valid_type=StructureSetData,
+            help="The reference-labelled frames behind each property (info check_task).",
+        )
+        spec.output("table", valid_type=orm.Dict, help="Reference, each model, ensemble, difference, pass.")
+        spec.output(
+            "untrusted_frames",
+            valid_type=StructureSetData,
+            required=False,
+            help="Reference-labelled frames behind the failed properties (absent when all pass).",
+        )
+        spec.exit_code(401, "ERROR_CHECK_JOB_FAILED", message="A reference-check job failed: {detail}")
+
+    def run_checks(self):
+        """One job for the reference method and one per model, all at once."""
+        inputs = self.exposed_inputs(ReferenceCheckBaseWorkChain)
+        check = dict(inputs["check"])
+        parameters = check["parameters"].get_dict() if "parameters" in check else {}
+        models = dict(check.get("models", {}))
+        jobs = {"reference": {}}
+        jobs.update({label: {label: model} for label, model in sorted(models.items())})
+        running = {}
+        for label, job_models in jobs.items():
+            job = {**inputs, "check": {**check, "models": job_models}}
+            job["check"]["parameters"] = orm.Dict({**parameters, "run_reference": label == "reference"})
+            job["metadata"] = {"call_link_label": f"check_{label}"}
+            running[f"check_{label}"] = self.submit(ReferenceCheckBaseWorkChain, **job)
+        self.report(f"reference check: {len(running)} jobs ({', '.join(jobs)})")
+        return ToContext(**running)
+
+    def inspect_checks(self):
+        """Every job must have given its results; the reference job also its check frames."""
+        failed = [
+            f"{key}: {node.process_label}<{node.pk}> exit {node.exit_status}"
+            for key, node in self.ctx.items()
+            if key.startswith("check_") and not node.is_finished_ok
+        ]
+        if failed:
+            return self.exit_codes.ERROR_CHECK_JOB_FAILED.format(detail="; ".join(failed))
+        results = {
+            key.removeprefix("check_"): node.outputs.results
+            for key, node in self.ctx.items()
+            if key.startswith("check_")
+        }
+        self.out("results", merge_reference_results(**results))
+        self.out("check_frames", self.ctx.check_reference.outputs.check_frames)
+        return None
+
     def compare(self):
         """The table against the tolerances, and the frames behind what failed."""
         table = compare_with_reference(self.outputs["results"], self.inputs.tolerances)
         self.out("table", table)
-        failed = table.get_dict()["failed"]
-        for row in table.get_dict()["rows"]:
+        values = table.get_dict()
+        for row in values["rows"]:
             if row["model"] == "ensemble":
                 self.report(
                     f"{row['property']}: reference {row['reference']:.4g}, ensemble {row['value']:.4g} "
                     f"{row['unit']} (difference {row['difference']:.3g}; "
                     f"{'pass' if row['passed'] else 'FAIL'})"
                 )
-        if failed:
+        if values["failed"]:
             self.out("untrusted_frames", untrusted_check_frames(self.outputs["check_frames"], table))
-            self.report(f"properties outside their tolerance: {', '.join(failed)}")
+            self.report(f"properties outside their tolerance: {', '.join(values['failed'])}")
 
     @classmethod
     def get_builder_from_protocol(
