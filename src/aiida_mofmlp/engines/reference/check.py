@@ -238,17 +238,27 @@ def _labelled(atoms: Atoms, calculator, task: str) -> Atoms:
     return set_labels(frame, energy, forces, stress)
 
 
-def compute(atoms: Atoms, calculator, full: dict, frames: list[Atoms]) -> tuple[dict, dict[str, list]]:
+def _progress(label: str, task: str, start: float, detail: str = "") -> None:
+    """One line per finished task on stdout (the job's ``stdout.txt``): where a long check stands."""
+    print(f"{label}: {task} done in {time.perf_counter() - start:.1f} s {detail}".rstrip(), flush=True)
+
+
+def compute(
+    atoms: Atoms, calculator, full: dict, frames: list[Atoms], label: str = "calculator"
+) -> tuple[dict, dict[str, list]]:
     """Every task of ``full`` with one calculator; returns the values and the structures behind them."""
     tasks = full["tasks"]
     values: dict[str, Any] = {}
     structures: dict[str, list[Atoms]] = {}
+    start = time.perf_counter()
     relaxed, relax = _relaxed(atoms, calculator, full["relax"])
     values["relax"] = relax
+    _progress(label, "relax", start, f"({relax['steps']} steps, V = {relax['volume']:.1f} A^3)")
     if "volume" in tasks:
         values["volume"] = relax["volume"]
     if "bulk_modulus" in tasks:
         params = full["eos"]
+        start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             eos = elastic.equation_of_state(
                 relaxed,
@@ -266,10 +276,15 @@ def compute(atoms: Atoms, calculator, full: dict, frames: list[Atoms]) -> tuple[
             "energies": eos["energies"].tolist(),
         }
         structures["eos"] = eos["structures"]
+        _progress(label, "bulk_modulus", start, f"(B = {values['bulk_modulus']:.2f} GPa)")
     if "binding_energy" in tasks:
+        start = time.perf_counter()
         values["binding_energy"] = binding_energies(frames, calculator)
+        _progress(label, "binding_energy", start, f"({len(frames)} frames)")
     if "gamma" in tasks and len(relaxed) <= int(full["gamma"]["max_atoms"]):
+        start = time.perf_counter()
         values["gamma"] = _gamma(relaxed, calculator, full["gamma"])
+        _progress(label, "gamma", start)
     structures["relaxed"] = [relaxed]
     return values, structures
 
@@ -338,7 +353,7 @@ def run(config: dict[str, Any], workdir: str | Path = ".") -> dict[str, Any]:
     reference_structures: dict = {}
     for label, calculator in calculators.items():
         start = time.perf_counter()
-        values, structures = compute(atoms, calculator, full, frames)
+        values, structures = compute(atoms, calculator, full, frames, label)
         results["calculators"][label] = values
         results["seconds"][label] = round(time.perf_counter() - start, 3)
         if label == REFERENCE:
