@@ -109,3 +109,41 @@ def test_calcjob_records_the_hash_of_each_model_it_copies(aiida_profile, mofmlp_
     for target, uuid in copied.items():
         if target in hashes:
             assert hashes[target] == orm.load_node(uuid).sha256
+
+
+def test_engine_threads_come_from_the_jobs_resources(mofmlp_codes, tiny_model, tmp_path):
+    """OMP_NUM_THREADS follows the cores a job asks for (after any prepend text of the code)."""
+    from aiida.common.folders import Folder
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+    from ase.build import molecule
+
+    from aiida_mofmlp.calculations.base import engine_threads
+    from aiida_mofmlp.calculations.deviation import DeviationCalculation
+    from aiida_mofmlp.data.structure_set import StructureSetData
+
+    assert engine_threads({"num_machines": 1, "num_mpiprocs_per_machine": 1}) is None
+    assert engine_threads({"num_cores_per_mpiproc": 4}) == 4
+    assert engine_threads({"num_cores_per_machine": 16, "num_mpiprocs_per_machine": 2}) == 8
+    assert engine_threads({"num_cores_per_machine": 1, "num_mpiprocs_per_machine": 4}) == 1
+    frames = StructureSetData.from_frames([molecule("CH3OH", cell=[8.0] * 3, pbc=True)]).store()
+    from aiida_mofmlp.engines.mace.foundation import make_small_model
+
+    other = make_small_model(["H", "C", "O"], tmp_path / "other.model", seed=5)
+    models = {f"m{k}": MaceModelData.get_or_create(path) for k, path in enumerate((tiny_model, other))}
+    texts = {}
+    for cores in (None, 2):
+        resources = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        if cores:
+            resources["num_cores_per_mpiproc"] = cores
+        inputs = {
+            "code": mofmlp_codes["deviation"],
+            "models": models,
+            "frames": frames,
+            "metadata": {"options": {"resources": resources}},
+        }
+        process = instantiate_process(get_manager().get_runner(), DeviationCalculation, **inputs)
+        (tmp_path / f"job{cores}").mkdir()
+        texts[cores] = process.prepare_for_submission(Folder(str(tmp_path / f"job{cores}"))).prepend_text
+    assert texts[None] is None
+    assert texts[2].startswith("export OMP_NUM_THREADS=2")

@@ -14,6 +14,18 @@ from aiida_mofmlp.engines.io import STDERR_FILENAME
 from aiida_mofmlp.engines.mace.safe_model import MODEL_HASHES_FILE
 
 
+def engine_threads(resources: dict) -> int | None:
+    """Threads per engine process from a job's resources: ``num_cores_per_mpiproc``, else the machine's
+    ``num_cores_per_machine`` shared by its ``num_mpiprocs_per_machine``; None when neither is given."""
+    per_process = resources.get("num_cores_per_mpiproc")
+    if per_process:
+        return max(1, int(per_process))
+    per_machine = resources.get("num_cores_per_machine")
+    if per_machine:
+        return max(1, int(per_machine) // max(1, int(resources.get("num_mpiprocs_per_machine") or 1)))
+    return None
+
+
 class EngineCalculation(CalcJob):
     """Runs ``<engine> <input file>`` in serial; subclasses add ports, outputs and their own exit codes.
 
@@ -55,7 +67,10 @@ class EngineCalculation(CalcJob):
         """CalcInfo running the code on the input file; retrieves stdout, stderr and ``retrieve_list``.
 
         The SHA-256 of every model copied in goes to ``model_hashes.json`` beside it: the engine checks each
-        model file against it before loading (:func:`aiida_mofmlp.engines.mace.common.load_model`).
+        model file against it before loading (:func:`aiida_mofmlp.engines.mace.common.load_model`). When the
+        resources name cores per process (or per machine), ``OMP_NUM_THREADS`` is set to that number after
+        the code's own prepend text (:func:`engine_threads`): torch, tblite and LAMMPS use what the job was
+        given, never more; without them the engines keep their default of one thread.
         """
         hashes = {}
         for uuid, _, target in local_copy_list:
@@ -74,4 +89,7 @@ class EngineCalculation(CalcJob):
         calcinfo.codes_info = [codeinfo]
         calcinfo.local_copy_list = local_copy_list
         calcinfo.retrieve_list = [self.options.output_filename, STDERR_FILENAME, *retrieve_list]
+        threads = engine_threads(dict(self.options.resources or {}))
+        if threads is not None:
+            calcinfo.prepend_text = f"export OMP_NUM_THREADS={threads}  # from the job's resources"
         return calcinfo
