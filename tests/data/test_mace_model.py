@@ -147,3 +147,18 @@ def test_engine_threads_come_from_the_jobs_resources(mofmlp_codes, tiny_model, t
         texts[cores] = process.prepare_for_submission(Folder(str(tmp_path / f"job{cores}"))).prepend_text
     assert texts[None] is None
     assert texts[2].startswith("export OMP_NUM_THREADS=2")
+
+
+def test_engines_use_the_threads_they_were_given(monkeypatch):
+    import torch
+
+    from aiida_mofmlp.engines.io import threads_from_environment
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert threads_from_environment() == 1 and torch.get_num_threads() == 1  # unset: one, not all
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert threads_from_environment() == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

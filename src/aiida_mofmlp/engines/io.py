@@ -27,3 +27,19 @@ def read_input(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"input file {path} must hold a mapping of keys, got {type(data).__name__}")
     return data
+
+
+def threads_from_environment() -> int:
+    """Use ``OMP_NUM_THREADS`` threads (one when unset): what the job was given, never all the machine's.
+
+    Torch otherwise takes every core, so two engine jobs side by side oversubscribe a node; the CalcJobs set
+    ``OMP_NUM_THREADS`` from their resources (``calculations.base.engine_threads``).
+    """
+    import os
+    import sys
+
+    threads = max(1, int(os.environ.get("OMP_NUM_THREADS") or 1))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:  # imported already: its pool is sized; resize it
+        sys.modules["torch"].set_num_threads(threads)
+    return threads

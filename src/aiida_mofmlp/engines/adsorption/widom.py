@@ -42,7 +42,7 @@ from aiida_mofmlp.common.errors import InputError
 from aiida_mofmlp.common.frames import GUEST_ID_KEY, guest_ids, read_frames
 from aiida_mofmlp.common.serialise import dumps
 from aiida_mofmlp.common.timeseries import block_average
-from aiida_mofmlp.engines.io import read_input
+from aiida_mofmlp.engines.io import read_input, threads_from_environment
 
 RESULTS_FILE = "widom.json"
 ARRAYS_FILE = "widom.npz"
@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mofmlp-widom", description=__doc__.splitlines()[0])
     parser.add_argument("input", help="JSON or YAML input file (see the module documentation)")
     args = parser.parse_args(argv)
+    threads_from_environment()
     try:
         results = run_widom(read_input(args.input), Path.cwd())
     except InputError as error:

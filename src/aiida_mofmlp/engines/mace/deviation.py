@@ -45,7 +45,7 @@ from ase import Atoms
 
 from aiida_mofmlp.common.frames import guest_ids, iter_frames, write_frames
 from aiida_mofmlp.common.serialise import dumps
-from aiida_mofmlp.engines.io import read_input
+from aiida_mofmlp.engines.io import read_input, threads_from_environment
 from aiida_mofmlp.engines.mace.common import (
     EXIT_BAD_INPUT,
     InputError,
@@ -341,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mofmlp-deviation", description=__doc__.splitlines()[0])
     parser.add_argument("input", help="JSON/YAML input file (see module docs)")
     args = parser.parse_args(argv)
+    threads_from_environment()
     try:
         run(read_input(args.input), ".")
     except InputError as error:

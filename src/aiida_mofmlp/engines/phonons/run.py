@@ -52,7 +52,7 @@ from aiida_mofmlp.common.errors import InputError
 from aiida_mofmlp.common.frames import read_frames, write_frames
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.common.serialise import dumps
-from aiida_mofmlp.engines.io import read_input
+from aiida_mofmlp.engines.io import read_input, threads_from_environment
 from aiida_mofmlp.engines.mace.common import EXIT_BAD_INPUT
 from aiida_mofmlp.engines.phonons import card_tasks, elastic, harmonic, qha
 from aiida_mofmlp.engines.phonons.calculator import (
@@ -419,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mofmlp-phonons", description=__doc__.splitlines()[0])
     parser.add_argument("input", help="JSON/YAML input file (see module docs)")
     args = parser.parse_args(argv)
+    threads_from_environment()
     try:
         run(read_input(args.input), ".")
     except InputError as error:

@@ -56,7 +56,7 @@ from aiida_mofmlp.common.frames import GUEST_ID_KEY, guest_ids, read_frames, set
 from aiida_mofmlp.common.metrics import EV_IN_KJ_PER_MOL
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.common.serialise import dumps
-from aiida_mofmlp.engines.io import read_input
+from aiida_mofmlp.engines.io import read_input, threads_from_environment
 from aiida_mofmlp.engines.mace.common import EXIT_BAD_INPUT
 from aiida_mofmlp.engines.phonons import elastic, harmonic
 from aiida_mofmlp.engines.phonons.calculator import check_periodic, check_species, mace_calculator
@@ -372,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mofmlp-reference-check", description=__doc__.splitlines()[0])
     parser.add_argument("input", help="JSON/YAML input file (see module docs)")
     args = parser.parse_args(argv)
+    threads_from_environment()
     try:
         run(read_input(args.input), ".")
     except InputError as error:
