@@ -149,9 +149,23 @@ def test_check_frames_carry_the_reference_labels(checked):
     workdir, results = checked
     frames = read_frames(workdir / CHECK_FRAMES_FILE)
     tasks = [atoms.info["check_task"] for atoms in frames]
-    assert tasks.count("eos") == 5 and tasks.count("binding_energy") == 2 and tasks.count("gamma") == 3
-    loaded = [atoms for atoms in frames if atoms.info["check_task"] == "binding_energy"]
+    # binding: each loaded frame (1 and 2 guests), its framework alone and each guest alone: 3 + 4 frames
+    assert tasks.count("eos") == 5 and tasks.count("binding_energy") == 7 and tasks.count("gamma") == 3
+    binding = [atoms for atoms in frames if atoms.info["check_task"] == "binding_energy"]
+    parts = [(atoms.info["binding_index"], atoms.info["binding_part"]) for atoms in binding]
+    assert (
+        parts
+        == [(0, "loaded"), (0, "framework"), (0, "guest"), (1, "loaded"), (1, "framework")]
+        + [(1, "guest")] * 2
+    )
+    loaded = [atoms for atoms in binding if atoms.info["binding_part"] == "loaded"]
     assert [int(guest_ids(atoms).max()) for atoms in loaded] == [1, 2]
+    guest = binding[2]
+    assert len(guest) == 3 and all(guest.pbc) and guest.cell.lengths().min() > 12.0
+    # the energies behind the reference's binding energy are in the frames: E(all) - E(fw) - E(guest)
+    energy = [atoms.info[ENERGY_KEY] for atoms in binding[:3]]
+    expected = results["calculators"]["reference"]["binding_energy"][0]
+    assert (energy[0] - energy[1] - energy[2]) * EV_IN_KJ_PER_MOL == pytest.approx(expected, abs=0.5)
     settings = load_settings({})
     direct = label_frame(loaded[1], settings)["energy"]
     assert loaded[1].info[ENERGY_KEY] == pytest.approx(direct, abs=1e-6)

@@ -231,6 +231,7 @@ def test_property_stop_rule_labels_the_frames_behind_a_failed_property(aimd_run)
     assert [row["property"] for row in check] == ["volume"] and check[0]["passed"] is False
     assert check[0]["reference"] > 0 and check[0]["value"] > 0
     assert rows[1]["n_reference_frames"] == 1 and rows[1]["properties_agree"] is False
+    assert rows[1]["converged"] is False and rows[1]["sigma_converged"] is False  # the check decides
     assert rows[1]["n_selected"] >= 1 + 1  # the trust-window pick and the reference's relaxed cell
     checks = _called(node, "reference_check_")
     assert len(checks) == 2 and all(process.is_finished_ok for process in checks)

@@ -325,6 +325,16 @@ def test_tabulate_iterations_fills_rows_from_the_decisions(aiida_profile):
     assert result["rows"][1]["per_loading"] == first["per_loading"]
     assert result["rows"][2]["fraction_below_lo"] == 1.0 and result["rows"][2]["valid_mae_f"] == 0.1
     assert result["units"] == {"sigma": "eV/Angstrom", "valid_mae_f": "eV/Angstrom"}
+    # the property stop rule: sigma converged in iteration 2 but the properties did not agree
+    rows[2]["properties_agree"] = False
+    checked = alf.tabulate_iterations(
+        orm.List(rows),
+        orm.Dict({"trust": settings["trust"], "converged_fraction": 0.5, "stop": "both"}),
+        convergence_01=first,
+        convergence_02=second,
+    ).get_dict()
+    assert checked["rows"][2]["sigma_converged"] is True and checked["rows"][2]["converged"] is False
+    assert checked["converged"] is False and checked["stop"] == "both"
 
 
 def test_tabulate_iterations_of_a_restart_is_headed_by_the_earlier_rows(aiida_profile):

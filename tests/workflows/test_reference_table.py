@@ -77,9 +77,18 @@ def test_tolerance_problems_name_the_key():
 
 def test_untrusted_frames_are_those_behind_failed_properties(aiida_profile):
     frames = []
-    for task in ("eos", "eos", "binding_energy", "binding_energy", "gamma"):
+    for task, index in (
+        ("eos", None),
+        ("eos", None),
+        ("binding_energy", 0),
+        ("binding_energy", 1),
+        ("binding_energy", 1),
+        ("gamma", None),
+    ):
         atoms = toy_frame(1)
         atoms.info["check_task"] = task
+        if index is not None:
+            atoms.info["binding_index"] = index
         frames.append(atoms)
     check = StructureSetData.from_frames(frames).store()
     table = reference_table(
@@ -92,4 +101,5 @@ def test_untrusted_frames_are_those_behind_failed_properties(aiida_profile):
     assert table["failed"] == ["binding_energy", "volume"]
     untrusted = untrusted_check_frames(check, orm.Dict(table))
     tasks = [atoms.info["check_task"] for atoms in untrusted.iter_frames()]
-    assert tasks == ["eos", "eos", "binding_energy"]  # only the loaded frame off by 5 kJ/mol, not 0.5
+    assert tasks == ["eos", "eos", "binding_energy", "binding_energy"]  # frame 1 (off by 5 kJ/mol), not 0
+    assert [atoms.info.get("binding_index") for atoms in untrusted.iter_frames()][2:] == [1, 1]

@@ -31,9 +31,9 @@ Input file (JSON or YAML)::
 Outputs: ``results.json`` (per calculator - ``reference`` and each model label - the values of every task,
 plus seconds per calculator) and, when the reference runs, ``check_frames.extxyz``: the frames behind each
 property, labelled by the reference (REF_energy, REF_forces, REF_stress) with ``check_task`` in their info
-(``eos``: the reference's EOS cells, behind ``volume`` and ``bulk_modulus``; ``binding_energy``: the loaded
-frames; ``gamma``: the relaxed cell and two rattled copies), so that a failed property can send its frames
-to the training set.
+(``eos``: the reference's EOS cells, behind ``volume`` and ``bulk_modulus``; ``binding_energy``: each loaded
+frame, its framework alone and each guest alone in a box, with ``binding_index``; ``gamma``: the relaxed
+cell and two rattled copies), so that a failed property can send its frames to the training set.
 """
 
 from __future__ import annotations
@@ -289,6 +289,32 @@ def compute(
     return values, structures
 
 
+#: vacuum (Angstrom) around a guest alone in a periodic box: beyond the receptive field of common models
+GUEST_BOX_VACUUM = 12.0
+
+
+def binding_parts(atoms: Atoms) -> list[tuple[str, Atoms]]:
+    """The three kinds of frames whose energies make a binding energy: the loaded frame, its framework
+    alone in the same cell and each guest alone, whole, in a periodic cubic box with
+    :data:`GUEST_BOX_VACUUM` of vacuum (what a model must know to get E(guest) right)."""
+    ids = guest_ids(atoms)
+    parts = [("loaded", atoms), ("framework", atoms[ids == 0])]
+    for guest in sorted(set(ids.tolist()) - {0}):
+        molecule = _molecule(atoms[ids == guest])
+        size = float(np.ptp(molecule.positions, axis=0).max()) + GUEST_BOX_VACUUM
+        molecule.set_cell([size, size, size])
+        molecule.center()
+        molecule.pbc = True
+        parts.append(("guest", molecule))
+    return parts
+
+
+def _binding_part(atoms: Atoms, reference, index: int, name: str) -> Atoms:
+    frame = _labelled(atoms, reference, "binding_energy")
+    frame.info.update({"binding_index": index, "binding_part": name})
+    return frame
+
+
 def _check_frames(reference, structures: dict, frames: list[Atoms], full: dict, seed: int = 0) -> list[Atoms]:
     """The reference-labelled frames behind each property (see the module docs)."""
     tasks = full["tasks"]
@@ -297,7 +323,8 @@ def _check_frames(reference, structures: dict, frames: list[Atoms], full: dict, 
         cells = structures.get("eos") or structures["relaxed"]
         out += [_labelled(cell, reference, "eos") for cell in cells]
     if "binding_energy" in tasks:
-        out += [_labelled(frame, reference, "binding_energy") for frame in frames]
+        for index, frame in enumerate(frames):
+            out += [_binding_part(part, reference, index, name) for name, part in binding_parts(frame)]
     if "gamma" in tasks:
         rng = np.random.default_rng(seed)
         relaxed = structures["relaxed"][0]

@@ -458,6 +458,7 @@ class ActiveLearningWorkChain(
         """The iteration table of the rows so far (a calcfunction), headed by ``previous_iterations``."""
         settings = {key: self.ctx.params[key] for key in ("trust", "converged_fraction")}
         settings.update({"strategy": self.ctx.strategy, "stop_rule": self.strategy.stop_rule})
+        settings["stop"] = self.ctx.params.get("stop", "sigma")
         kwargs = {"previous": self.inputs.previous_iterations} if "previous_iterations" in self.inputs else {}
         return alf.tabulate_iterations(
             orm.List(self.ctx.rows), orm.Dict(settings), **kwargs, **self.ctx.decisions

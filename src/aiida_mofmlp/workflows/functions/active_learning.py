@@ -356,7 +356,8 @@ def tabulate_iterations(
     ``convergence_kk``, whose numbers (:data:`DECISION_KEYS`) fill that iteration's row; ``settings``:
     ``trust`` and ``converged_fraction``. ``previous``: the table of the run this one continues (a restart):
     its rows of iterations before this run's first come first, marked ``previous_run: True``. The run is
-    converged when one of its iterations was.
+    converged when one of its iterations was; where the property stop rule's reference check ran
+    (``properties_agree`` in the row), the check decides and sigma's decision is kept as ``sigma_converged``.
     """
     own = [int(row["iteration"]) for row in rows.get_list()]
     first = min(own) if own else None
@@ -372,11 +373,15 @@ def tabulate_iterations(
             numbers = decision.get_dict()
             row.update({key: numbers[key] for key in DECISION_KEYS})
             row.update(numbers.get("row", {}))  # a strategy's own numbers (e.g. the ramp's temperature)
+        if "properties_agree" in row:  # the property stop rule's check ran: it decides (sigma kept beside)
+            row["sigma_converged"] = bool(row.get("converged"))
+            row["converged"] = bool(row["properties_agree"])
         table_rows.append(row)
     params = settings.get_dict()
     table = {
         "strategy": params.get("strategy", "uncertainty"),
         "stop_rule": params.get("stop_rule"),
+        "stop": params.get("stop", "sigma"),
         "rows": table_rows,
         "continues": previous.uuid if previous is not None else None,
         "converged": any(bool(row.get("converged")) for row in table_rows if row["iteration"] > 0),

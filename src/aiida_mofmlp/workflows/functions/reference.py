@@ -145,7 +145,7 @@ def untrusted_check_frames(check_frames: StructureSetData, table: orm.Dict) -> S
 
     A failed volume or bulk modulus gives the reference's EOS cells, failed Gamma frequencies the relaxed
     cell and its rattled copies, a failed binding energy the loaded frames whose ensemble error exceeds the
-    tolerance.
+    tolerance with their framework and guests alone (``binding_index``: the loaded frame they belong to).
     """
     table_dict = table.get_dict()
     failed = set(table_dict["failed"])
@@ -154,14 +154,12 @@ def untrusted_check_frames(check_frames: StructureSetData, table: orm.Dict) -> S
     for row in table_dict["rows"]:
         if row["property"] == "binding_energy" and row["model"] == ENSEMBLE and not row["passed"]:
             worst = {i for i, error in enumerate(row["frame_errors"]) if abs(error) > row["tolerance"]}
-    frames, binding_index = [], 0
+    frames = []
     for atoms in check_frames.iter_frames():
         task = atoms.info.get("check_task")
-        if task == "binding_energy":
-            keep = task in tasks and binding_index in worst
-            binding_index += 1
-        else:
-            keep = task in tasks
-        if keep:
-            frames.append(atoms)
+        if task not in tasks:
+            continue
+        if task == "binding_energy" and int(atoms.info["binding_index"]) not in worst:
+            continue
+        frames.append(atoms)
     return StructureSetData.from_frames(frames)
