@@ -364,7 +364,11 @@ class CheckpointKeeper(threading.Thread):
 
     def sync(self) -> None:
         newest = self.newest(self.source)
-        if newest is None or (self.keep / newest.name).is_file():
+        if newest is None:
+            return
+        kept = self.keep / newest.name
+        # mace numbers a resumed run's epochs from its checkpoint's, so one name can be written twice
+        if kept.is_file() and kept.stat().st_mtime >= newest.stat().st_mtime:
             return
         self.keep.mkdir(parents=True, exist_ok=True)
         partial = self.keep / (newest.name + ".partial")

@@ -200,3 +200,29 @@ def test_quick_build(tmp_path):
     assert "labelled in" not in elsewhere.stdout  # nothing was labelled again
     assert "resuming from the kept checkpoint" in elsewhere.stdout  # data/checkpoints came along
     assert (tmp_path / "elsewhere" / "out" / "card.yaml").is_file()
+
+
+def test_checkpoint_keeper_keeps_a_rewritten_epoch(tmp_path):
+    """mace numbers a resumed run's epochs from its checkpoint's: the same name written again is kept."""
+    import os
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    try:
+        from foundation_campaign.campaign import CheckpointKeeper
+    finally:
+        sys.path.pop(0)
+    source, keep = tmp_path / "source", tmp_path / "keep"
+    source.mkdir()
+    checkpoint = source / "model_run-0_epoch-0.pt"
+    checkpoint.write_bytes(b"first")
+    keeper = CheckpointKeeper(source, keep)
+    keeper.sync()
+    assert (keep / checkpoint.name).read_bytes() == b"first"
+    checkpoint.write_bytes(b"second")  # the resumed run writes epoch 0 again
+    later = (keep / checkpoint.name).stat().st_mtime + 10
+    os.utime(checkpoint, (later, later))
+    keeper.sync()
+    assert (keep / checkpoint.name).read_bytes() == b"second"
+    (source / "model_run-0_epoch-1.pt").write_bytes(b"third")
+    keeper.sync()
+    assert sorted(path.name for path in keep.iterdir()) == ["model_run-0_epoch-1.pt"]
