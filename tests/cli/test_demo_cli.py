@@ -108,12 +108,15 @@ def test_reference_check_lines_show_each_iterations_check():
     rows = [
         {"iteration": 1},
         {"iteration": 2, "reference_check": [{**check, "passed": False}], "n_reference_frames": 7},
-        {"iteration": 3, "reference_check": [{**check, "value": 6.2, "difference": 0.15, "passed": True}]},
+        {
+            "iteration": 3,
+            "reference_check": [{**check, "value": 6.2, "difference": 0.15, "passed": True, "spread": 0.4}],
+        },
     ]
     lines = reference_check_lines(rows)
     assert lines[2].split() == ["2", "bulk_modulus", "6.05", "8.72", "2.67", "GPa", "FAIL"]
     assert "7 reference frame(s) sent to labelling" in lines[3]
-    assert lines[4].split()[-1] == "pass"
+    assert lines[4].split()[6] == "pass" and lines[4].endswith("(models' spread 0.4)")
     assert reference_check_lines([{"iteration": 1}]) == []
 
 

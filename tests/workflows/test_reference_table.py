@@ -44,6 +44,8 @@ def test_rows_per_model_and_the_ensemble_decides():
     rows = {(row["property"], row["model"]): row for row in table["rows"]}
     assert rows[("volume", "ensemble")]["value"] == pytest.approx(1004.0)
     assert rows[("volume", "ensemble")]["relative_percent"] == pytest.approx(0.4)
+    assert rows[("volume", "ensemble")]["spread"] == pytest.approx(2.0**0.5)  # std of 1005 and 1003
+    assert "spread" not in rows[("volume", "model_0")]
     assert rows[("bulk_modulus", "model_1")]["relative_percent"] == pytest.approx(-30.0)
     assert not rows[("bulk_modulus", "model_1")]["passed"]
     assert rows[("bulk_modulus", "ensemble")]["value"] == pytest.approx(9.5)

@@ -219,6 +219,7 @@ def reference_check_lines(rows: list[dict]) -> list[str]:
                 f"  {row['iteration']:>4}  {check['property']:16}"
                 f"{check['reference']:12.4g}{check['value']:12.4g}"
                 f"{check['difference']:12.3g}  {check['unit']}  {'pass' if check['passed'] else 'FAIL'}"
+                + (f"  (models' spread {check['spread']:.3g})" if check.get("spread") is not None else "")
             )
         if row.get("n_reference_frames"):
             lines.append(

@@ -101,7 +101,10 @@ class ReferenceStep:
         self._out_history(f"reference_check_{self._tag()}", table)
         values = table.get_dict()
         self.ctx.row["reference_check"] = [
-            {key: row[key] for key in ("property", "reference", "value", "difference", "unit", "passed")}
+            {
+                key: row.get(key)
+                for key in ("property", "reference", "value", "spread", "difference", "unit", "passed")
+            }
             for row in values["rows"]
             if row["model"] == "ensemble"
         ]

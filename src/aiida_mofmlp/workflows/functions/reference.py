@@ -90,9 +90,11 @@ def reference_table(results: Mapping[str, Any], tolerances: Mapping[str, float])
     """Rows (property, model, reference, value, difference, tolerance, passed) for every computed property.
 
     Each model gets a row and so does the ensemble (the mean of the models' values; for Gamma the mean of
-    their sorted spectra). A property passes when the ensemble's row is within its tolerance: percent for
-    volume and bulk modulus, kJ/mol for the mean binding energy per guest, THz for the mean absolute error
-    of the sorted optical Gamma frequencies. ``passed`` is True when every property passes.
+    their sorted spectra), with ``spread``: the standard deviation of the models' values, the ensemble's
+    own uncertainty on the number (None with one model). A property passes when the ensemble's row is
+    within its tolerance: percent for volume and bulk modulus, kJ/mol for the mean binding energy per
+    guest, THz for the mean absolute error of the sorted optical Gamma frequencies. ``passed`` is True
+    when every property passes.
     """
     calculators = results["calculators"]
     ref = calculators[REFERENCE]
@@ -109,6 +111,8 @@ def reference_table(results: Mapping[str, Any], tolerances: Mapping[str, float])
             continue
         ensemble = {prop: _ensemble([calculators[label] for label in with_prop], prop)}
         row = {**_row(prop, ENSEMBLE, ref, ensemble, tolerance), "unit": unit}
+        values = [_scalar(calculators[label], prop) for label in with_prop]
+        row["spread"] = float(np.std(values, ddof=1)) if len(values) > 1 else None  # the models' own
         rows.append(row)
         properties[prop] = row["passed"]
     return {
