@@ -258,7 +258,7 @@ def test_property_builders_equal_protocol_builders(finished_al_run, mofmlp_codes
         for label in labels
     }
     deviation = mofmlp_codes["deviation"]
-    md, phonons = mofmlp_codes["md"], mofmlp_codes["phonons"]
+    md, phonons, check_code = mofmlp_codes["md"], mofmlp_codes["phonons"], mofmlp_codes["reference"]
     adsorption_codes = {kind: mofmlp_codes.get(kind) for kind in ("md", "widom", "raspa", "xtb")}
     common = {"protocol": protocol}
     expected = {
@@ -280,10 +280,13 @@ def test_property_builders_equal_protocol_builders(finished_al_run, mofmlp_codes
         "model card": lambda cls: cls.get_builder_from_protocol(
             structure,
             models,
-            {"phonons": phonons, "md": md, "deviation": deviation},
+            {"phonons": phonons, "md": md, "deviation": deviation, "reference": check_code},
             guest=guest,
             validation_frames=validation,
             **common,
+        ),
+        "reference check": lambda cls: cls.get_builder_from_protocol(
+            structure, models, {"reference": check_code}, validation_frames=validation, **common
         ),
     }
     for label, builder in builders.items():
