@@ -204,25 +204,29 @@ def test_quick_build(tmp_path):
 
 def test_checkpoint_keeper_keeps_a_rewritten_epoch(tmp_path):
     """mace numbers a resumed run's epochs from its checkpoint's: the same name written again is kept."""
-    import os
+    script = """
+import os, sys
+from pathlib import Path
+from foundation_campaign.campaign import CheckpointKeeper
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-    try:
-        from foundation_campaign.campaign import CheckpointKeeper
-    finally:
-        sys.path.pop(0)
-    source, keep = tmp_path / "source", tmp_path / "keep"
-    source.mkdir()
-    checkpoint = source / "model_run-0_epoch-0.pt"
-    checkpoint.write_bytes(b"first")
-    keeper = CheckpointKeeper(source, keep)
-    keeper.sync()
-    assert (keep / checkpoint.name).read_bytes() == b"first"
-    checkpoint.write_bytes(b"second")  # the resumed run writes epoch 0 again
-    later = (keep / checkpoint.name).stat().st_mtime + 10
-    os.utime(checkpoint, (later, later))
-    keeper.sync()
-    assert (keep / checkpoint.name).read_bytes() == b"second"
-    (source / "model_run-0_epoch-1.pt").write_bytes(b"third")
-    keeper.sync()
-    assert sorted(path.name for path in keep.iterdir()) == ["model_run-0_epoch-1.pt"]
+source, keep = Path(sys.argv[1]) / "source", Path(sys.argv[1]) / "keep"
+source.mkdir()
+checkpoint = source / "model_run-0_epoch-0.pt"
+checkpoint.write_bytes(b"first")
+keeper = CheckpointKeeper(source, keep)
+keeper.sync()
+assert (keep / checkpoint.name).read_bytes() == b"first"
+checkpoint.write_bytes(b"second")  # the resumed run writes epoch 0 again
+later = (keep / checkpoint.name).stat().st_mtime + 10
+os.utime(checkpoint, (later, later))
+keeper.sync()
+assert (keep / checkpoint.name).read_bytes() == b"second"
+(source / "model_run-0_epoch-1.pt").write_bytes(b"third")
+keeper.sync()
+assert sorted(path.name for path in keep.iterdir()) == ["model_run-0_epoch-1.pt"]
+"""
+    scripts = Path(__file__).resolve().parents[2] / "scripts"  # the campaign package lives beside its script
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], cwd=scripts, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from aiida.engine import CalcJob, ProcessSpec
 
+#: a job stopped by the scheduler for time runs again with this many times its walltime
+WALLTIME_FACTOR = 2.0
+
+
+def more_walltime(inputs, factor: float = WALLTIME_FACTOR) -> tuple[int, int]:
+    """Multiply the walltime of a restart work chain's CalcJob ``inputs`` (its ``ctx.inputs``) by ``factor``
+    (3600 s when unset); returns the old and the new walltime in seconds."""
+    options = dict(inputs.metadata.get("options", {}))
+    walltime = int(options.get("max_wallclock_seconds") or 3600)
+    options["max_wallclock_seconds"] = int(walltime * factor)
+    inputs.metadata["options"] = options
+    return walltime, options["max_wallclock_seconds"]
+
 
 def expose_calcjob_outputs(spec: ProcessSpec, calcjob: type[CalcJob]) -> None:
     """Expose the outputs of ``calcjob`` on ``spec``, with ``remote_folder`` optional.

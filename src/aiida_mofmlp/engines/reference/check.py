@@ -134,10 +134,6 @@ def check_size(atoms: Atoms, max_atoms: int, label: str = "structure") -> None:
         )
 
 
-def _reference_calculator(settings: dict[str, Any]):
-    return xtb.xtb_calculator(settings)
-
-
 def _energy(atoms: Atoms, calculator) -> float:
     work = atoms.copy()
     work.calc = calculator
@@ -356,11 +352,11 @@ def run(config: dict[str, Any], workdir: str | Path = ".") -> dict[str, Any]:
     frames = []
     if "binding_energy" in full["tasks"]:
         frames = loaded_frames(full["binding"]["frames"], atoms, int(full["binding"]["max_frames"]))
-        for index, frame in enumerate(frames):
+        for frame in frames:
             check_size(frame, full["max_atoms"], f"binding.frames[{frame.info['check_index']}]")
-            if index == 0 and xtb.unsupported_elements(frame.get_chemical_symbols()):
-                raise InputError("binding.frames hold elements that GFN-xTB does not cover (H to Rn only)")
-    calculators = {REFERENCE: _reference_calculator(full["reference"])} if full["run_reference"] else {}
+        if xtb.unsupported_elements(frames[0].get_chemical_symbols()):  # one framework, one guest
+            raise InputError("binding.frames hold elements that GFN-xTB does not cover (H to Rn only)")
+    calculators = {REFERENCE: xtb.xtb_calculator(full["reference"])} if full["run_reference"] else {}
     for label, path in sorted(full["models"].items()):
         calculator, info = mace_calculator(path, full["device"], full["dtype"])
         check_species(atoms, info, f"structure (model {label})")

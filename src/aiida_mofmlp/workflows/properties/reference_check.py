@@ -37,10 +37,7 @@ from aiida_mofmlp.workflows.functions.reference import (
     untrusted_check_frames,
 )
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin
-from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
-
-#: the job's walltime is multiplied by this after the scheduler stopped it for time
-WALLTIME_FACTOR = 2.0
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs, more_walltime
 
 
 def validate_tolerances(tolerances: orm.Dict | None, _ctx=None) -> str | None:
@@ -88,11 +85,10 @@ class ReferenceCheckBaseWorkChain(BaseRestartWorkChain):
     )
     def handle_out_of_walltime(self, node):
         """Run again with ``WALLTIME_FACTOR`` times the walltime."""
-        options = dict(self.ctx.inputs.metadata.get("options", {}))
-        walltime = int(options.get("max_wallclock_seconds") or 3600)
-        options["max_wallclock_seconds"] = int(walltime * WALLTIME_FACTOR)
-        self.ctx.inputs.metadata["options"] = options
-        self.report(f"{node.process_label}<{node.pk}> ran out of walltime; retrying with more")
+        walltime, longer = more_walltime(self.ctx.inputs)
+        self.report(
+            f"{node.process_label}<{node.pk}> ran out of walltime ({walltime} s): retrying with {longer} s"
+        )
         return ProcessHandlerReport(True)
 
 

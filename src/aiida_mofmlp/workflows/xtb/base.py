@@ -12,10 +12,7 @@ from aiida_mofmlp.calculations.xtb import XtbCalculation
 from aiida_mofmlp.common.protocols import deep_merge
 from aiida_mofmlp.data.structure_set import StructureSetData
 from aiida_mofmlp.workflows.protocols.utils import ProtocolMixin, load_overrides
-from aiida_mofmlp.workflows.restart import expose_calcjob_outputs
-
-#: the job's walltime is multiplied by this after the scheduler stopped it for time
-WALLTIME_FACTOR = 2.0
+from aiida_mofmlp.workflows.restart import expose_calcjob_outputs, more_walltime
 
 
 class XtbBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
@@ -43,13 +40,9 @@ class XtbBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
     @process_handler(priority=600, exit_codes=[XtbCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
     def handle_out_of_walltime(self, node):
         """Run the batch again with ``WALLTIME_FACTOR`` times the walltime."""
-        options = dict(self.ctx.inputs.metadata.get("options", {}))
-        walltime = int(options.get("max_wallclock_seconds") or 3600)
-        options["max_wallclock_seconds"] = int(walltime * WALLTIME_FACTOR)
-        self.ctx.inputs.metadata["options"] = options
+        walltime, longer = more_walltime(self.ctx.inputs)
         self.report(
-            f"{node.process_label}<{node.pk}> ran out of walltime ({walltime} s): "
-            f"retrying with {options['max_wallclock_seconds']} s"
+            f"{node.process_label}<{node.pk}> ran out of walltime ({walltime} s): retrying with {longer} s"
         )
         return ProcessHandlerReport(True)
 
